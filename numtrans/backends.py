@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 _NAMES = ("numpy", "cpu", "cuda")
@@ -34,7 +34,7 @@ def _build_info() -> dict[str, str]:
     return info
 
 
-@lru_cache(maxsize=None)
+@cache
 def _probe(name: str) -> tuple[object | None, str]:
     """Import one backend; return (module or None, reason)."""
     if name == "numpy":
@@ -58,7 +58,10 @@ def _probe(name: str) -> tuple[object | None, str]:
             return None, "module built, but no GPU is visible at run time"
         return module, f"{count} GPU(s) visible"
     threads = module.get_num_threads()
-    return module, f"built ({info.get('cpu_compiler', '?')}, OpenMP {info.get('openmp', '?')}, {threads} threads)"
+    return (
+        module,
+        f"built ({info.get('cpu_compiler', '?')}, OpenMP {info.get('openmp', '?')}, {threads} threads)",
+    )
 
 
 def available() -> list[str]:

@@ -1,0 +1,56 @@
+"""Activations and the (log-)softmax, each with its own backward.
+
+softmax(x)_i = exp(x_i - m) / sum_j exp(x_j - m),  m = max_j x_j  (subtracting m cannot change the
+result but keeps exp from overflowing). Backward, with y = softmax(x) and g = dL/dy:
+
+    dL/dx_i = y_i (g_i - sum_j g_j y_j)
+
+log_softmax(x)_i = x_i - m - log sum_j exp(x_j - m);  dL/dx_i = g_i - softmax(x)_i sum_j g_j.
+
+A row whose entries are all -inf (every position masked) has no meaningful softmax. numtrans
+returns zeros there (and zero gradient) instead of NaN, like FlashAttention and PyTorch's SDPA;
+plain ``torch.softmax`` would return NaN. ``log_softmax`` of such a row is -inf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.engine import make_result
+from ..ops.elementwise import gelu, relu, sigmoid, tanh
+
+__all__ = ["gelu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
+
+
+def _row_max(x: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(x, axis=axis, keepdims=True)
+    return np.where(np.isneginf(m), 0, m)  # fully masked row: any finite shift will do
+
+
+def softmax_array(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Stable softmax of a NumPy array (no autograd); fully masked rows give zeros."""
+    e = np.exp(x - _row_max(x, axis))
+    s = np.sum(e, axis=axis, keepdims=True)
+    return e / np.where(s == 0, 1, s)
+
+
+def softmax(x, axis: int = -1):
+    y = softmax_array(x.data, axis)
+
+    def backward(g):
+        return (y * (g - np.sum(g * y, axis=axis, keepdims=True)),)
+
+    return make_result(y, (x,), backward, "softmax")
+
+
+def log_softmax(x, axis: int = -1):
+    shifted = x.data - _row_max(x.data, axis)
+    with np.errstate(divide="ignore"):
+        lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    out = shifted - lse
+
+    def backward(g):
+        y = np.exp(out)  # softmax; exp(-inf) = 0 for masked entries
+        return (g - y * np.sum(g, axis=axis, keepdims=True),)
+
+    return make_result(out, (x,), backward, "log_softmax")

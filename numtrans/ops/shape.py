@@ -1,0 +1,175 @@
+"""Ops that move values around without changing them: reshape, transpose, indexing, gather,
+concatenate, stack, split. Their backward moves the gradient back to where each value came from.
+
+| op          | backward                                                          |
+|-------------|-------------------------------------------------------------------|
+| reshape     | reshape g back to the input shape                                 |
+| permute     | permute g by the inverse permutation                              |
+| x[index]    | scatter-add g into zeros of x's shape (repeated indices add up)   |
+| gather      | scatter-add along the gathered axis                               |
+| concatenate | split g at the same boundaries                                    |
+| stack       | take each slice of g back                                         |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd.engine import make_result
+from .arithmetic import as_tensor
+
+
+def reshape(x, shape):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    try:
+        out = x.data.reshape(shape)
+    except ValueError:
+        raise ValueError(f"cannot reshape a tensor of shape {x.shape} into {shape}") from None
+    return make_result(out, (x,), lambda g: (g.reshape(x.shape),), "reshape")
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    new = x.shape[:s] + (int(np.prod(x.shape[s : e + 1])),) + x.shape[e + 1 :]
+    return reshape(x, new)
+
+
+def permute(x, dims):
+    dims = tuple(int(d) % max(x.ndim, 1) for d in dims)
+    if sorted(dims) != list(range(x.ndim)):
+        raise ValueError(f"permute dims {dims} are not a permutation of {x.ndim} axes")
+    inverse = tuple(np.argsort(dims))
+    return make_result(x.data.transpose(dims), (x,), lambda g: (g.transpose(inverse),), "permute")
+
+
+def transpose(x, dim0=-2, dim1=-1):
+    dims = list(range(x.ndim))
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
+    return permute(x, dims)
+
+
+def unsqueeze(x, dim):
+    return reshape(x, np.expand_dims(x.data, dim).shape)
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        return reshape(x, tuple(n for n in x.shape if n != 1))
+    d = dim % x.ndim
+    if x.shape[d] != 1:
+        return x
+    return reshape(x, x.shape[:d] + x.shape[d + 1 :])
+
+
+def expand(x, shape):
+    """Broadcast to ``shape`` (-1 keeps a size); the gradient sums over the stretched axes."""
+    from .arithmetic import unbroadcast
+
+    shape = tuple(x.shape[i - len(shape) + x.ndim] if n == -1 else n for i, n in enumerate(shape))
+    out = np.broadcast_to(x.data, shape)
+    return make_result(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    out = x.data.astype(dtype)
+    if dtype.kind != "f":  # casting to integers/bools ends the graph
+        from ..tensor import Tensor
+
+        return Tensor(out)
+    return make_result(out, (x,), lambda g: (g.astype(x.dtype),), "astype")
+
+
+def _plain_index(index):
+    """Unwrap Tensors inside an index; report whether it is basic (views only, no repeats)."""
+    items = index if isinstance(index, tuple) else (index,)
+    items = tuple(np.asarray(i.data) if hasattr(i, "data") else i for i in items)
+    basic = all(
+        i is None or i is Ellipsis or isinstance(i, (int, np.integer, slice)) for i in items
+    )
+    return (items if isinstance(index, tuple) else items[0]), basic
+
+
+def getitem(x, index):
+    """``x[index]`` with ints, slices, None, Ellipsis, integer arrays or boolean masks."""
+    index, basic = _plain_index(index)
+    out = x.data[index]
+
+    def backward(g):
+        grad = np.zeros(x.shape, dtype=g.dtype)
+        if basic:
+            grad[index] = g  # a basic index selects each element at most once
+        else:
+            np.add.at(grad, index, g)  # integer arrays may repeat an element: add, not assign
+        return (grad,)
+
+    return make_result(np.asarray(out), (x,), backward, "getitem")
+
+
+def gather(x, axis, index):
+    """out[i][j] = x[i][index[i][j]] along ``axis`` (``torch.gather``/``np.take_along_axis``)."""
+    idx = np.asarray(getattr(index, "data", index))
+    if not np.issubdtype(idx.dtype, np.integer):
+        raise TypeError(f"gather index must be integer, got dtype {idx.dtype}")
+    axis = axis % x.ndim
+    if idx.size and (idx.min() < -x.shape[axis] or idx.max() >= x.shape[axis]):
+        raise IndexError(f"gather index out of range for axis {axis} of size {x.shape[axis]}")
+    out = np.take_along_axis(x.data, idx, axis=axis)
+
+    def backward(g):
+        grad = np.zeros(x.shape, dtype=g.dtype)
+        where = list(np.ix_(*[np.arange(n) for n in idx.shape]))
+        where[axis] = idx
+        np.add.at(grad, tuple(where), g)
+        return (grad,)
+
+    return make_result(out, (x,), backward, "gather")
+
+
+def concatenate(tensors, axis=0):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concatenate needs at least one tensor")
+    out = np.concatenate([t.data for t in tensors], axis=axis)
+    bounds = np.cumsum([t.shape[axis] for t in tensors])[:-1]
+
+    def backward(g):
+        return tuple(np.split(g, bounds, axis=axis))
+
+    return make_result(out, tuple(tensors), backward, "concatenate")
+
+
+def stack(tensors, axis=0):
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) != 1:
+        raise ValueError(f"stack needs tensors of one shape, got {sorted(shapes)}")
+    out = np.stack([t.data for t in tensors], axis=axis)
+
+    def backward(g):
+        return tuple(np.moveaxis(g, axis, 0))
+
+    return make_result(out, tuple(tensors), backward, "stack")
+
+
+def split(x, split_size_or_sections, axis=0):
+    """Split into pieces of ``split_size`` (last may be smaller) or of the given section sizes."""
+    n = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        step = int(split_size_or_sections)
+        sizes = [min(step, n - s) for s in range(0, n, step)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split sections {sizes} do not add up to {n} (axis {axis})")
+    pieces, start = [], 0
+    for size in sizes:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(start, start + size)
+        pieces.append(getitem(x, tuple(index)))
+        start += size
+    return pieces
