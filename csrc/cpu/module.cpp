@@ -14,6 +14,8 @@
 
 namespace py = pybind11;
 
+void register_elementwise(py::module_& m);  // elementwise.cpp
+
 template <typename T>
 using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
@@ -51,6 +53,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.doc() = "numtrans native CPU kernels";
   m.def("softmax", &softmax_lastdim<float>, py::arg("x"), "Stable softmax over the last axis (float32).");
   m.def("softmax", &softmax_lastdim<double>, py::arg("x"), "Stable softmax over the last axis (float64).");
+  register_elementwise(m);
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
 #ifdef NUMTRANS_HAVE_OPENMP

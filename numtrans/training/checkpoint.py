@@ -1,0 +1,106 @@
+"""Checkpoints without pickle: NumPy arrays in safetensors files, everything else in JSON.
+
+A checkpoint is a directory::
+
+    step-000500/
+        model.safetensors      the model's state_dict
+        optimizer.safetensors  the optimiser's per-parameter state (moments, ...)
+        state.json             step, RNG states, optimiser hyperparameters, scheduler, history, config
+
+It is written into a temporary sibling directory first and renamed into place only when every
+file is complete (``os.replace`` is atomic), and ``latest`` (a one-line text file, also replaced
+atomically) names the newest one. A crash or Ctrl-C mid-write therefore never damages the last
+good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+
+
+def _load_arrays(path: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    return load_file(str(path))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict[str, np.ndarray],
+                    optimizer_arrays: dict[str, np.ndarray], state: dict,
+                    keep: int = 2) -> Path:
+    """Write ``root/step-NNNNNN`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:06d}"
+    final = root / name
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{name}."))
+    try:
+        _save_arrays(tmp / "model.safetensors", model_state)
+        _save_arrays(tmp / "optimizer.safetensors", optimizer_arrays)
+        (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(root / "latest", name + "\n")
+    old = sorted(p for p in root.glob("step-*") if p.is_dir() and p.name != name)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(root: str | os.PathLike) -> Path | None:
+    """The directory named by ``root/latest``, or None if there is no checkpoint yet."""
+    pointer = Path(root) / "latest"
+    if not pointer.is_file():
+        return None
+    path = Path(root) / pointer.read_text(encoding="utf-8").strip()
+    return path if path.is_dir() else None
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """Return (model_state, optimizer_arrays, state) from a checkpoint directory (or its root)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    if (path / "latest").is_file():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"{path}/latest points to a missing checkpoint")
+        path = found
+    state_file = path / "state.json"
+    if not state_file.is_file():
+        raise FileNotFoundError(f"{path} is not a checkpoint directory (no state.json)")
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    return _load_arrays(path / "model.safetensors"), _load_arrays(path / "optimizer.safetensors"), state
