@@ -5,7 +5,9 @@
 #include <pybind11/pybind11.h>
 
 #include <stdexcept>
+#include <string>
 
+#include "cpu/attention.hpp"
 #include "cpu/softmax.hpp"
 
 #ifdef NUMTRANS_HAVE_OPENMP
@@ -34,6 +36,135 @@ static py::array_t<T> softmax_lastdim(CArray<T> x) {
   return out;
 }
 
+// ------------------------------------------------------------------------ fused attention --
+// numtrans/native/attention.py validates shapes and dtypes and broadcasts the mask to
+// (B, H, N, M) (a view with zero strides, no copy) before calling these; the checks here are a
+// safety net. Inputs are read in place through their strides, whatever their layout.
+
+template <typename T, typename E = T>
+static numtrans::View4<E> view4(const py::array& a, const char* name) {
+  if (a.ndim() != 4) throw std::invalid_argument(std::string(name) + ": expected 4 dimensions");
+  if (!a.dtype().is(py::dtype::of<E>()))
+    throw std::invalid_argument(std::string(name) + ": unexpected dtype");
+  numtrans::View4<E> v;
+  v.data = static_cast<const E*>(a.data());
+  std::int64_t* s[4] = {&v.s0, &v.s1, &v.s2, &v.s3};
+  for (int d = 0; d < 4; ++d) {
+    if (a.strides(d) % static_cast<py::ssize_t>(sizeof(E)) != 0)
+      throw std::invalid_argument(std::string(name) + ": strides must be whole elements");
+    *s[d] = a.shape(d) == 1 ? 0 : a.strides(d) / static_cast<py::ssize_t>(sizeof(E));
+  }
+  return v;
+}
+
+static void expect_shape(const py::array& a, const char* name, std::int64_t d0, std::int64_t d1,
+                         std::int64_t d2, std::int64_t d3) {
+  if (a.shape(0) != d0 || a.shape(1) != d1 || a.shape(2) != d2 || a.shape(3) != d3)
+    throw std::invalid_argument(std::string(name) + ": shape does not match the other inputs");
+}
+
+template <typename T>
+static numtrans::AttentionProblem<T> make_problem(const py::array& q, const py::array& k,
+                                                  const py::array& v, const py::object& mask,
+                                                  bool causal, double scale) {
+  numtrans::AttentionProblem<T> p;
+  p.q = view4<T>(q, "q");
+  p.k = view4<T>(k, "k");
+  p.v = view4<T>(v, "v");
+  p.B = q.shape(0), p.H = q.shape(1), p.N = q.shape(2), p.D = q.shape(3);
+  p.M = k.shape(2), p.Dv = v.shape(3);
+  expect_shape(k, "k", p.B, p.H, p.M, p.D);
+  expect_shape(v, "v", p.B, p.H, p.M, p.Dv);
+  if (!mask.is_none()) {
+    py::array m = mask.cast<py::array>();
+    if (m.ndim() != 4) throw std::invalid_argument("attn_mask: expected 4 dimensions");
+    expect_shape(m, "attn_mask", p.B, p.H, p.N, p.M);
+    if (m.dtype().is(py::dtype::of<bool>())) {
+      p.mask_kind = numtrans::MaskKind::boolean;
+      py::array m8 = py::array(py::dtype::of<std::uint8_t>(), {p.B, p.H, p.N, p.M},
+                               {m.strides(0), m.strides(1), m.strides(2), m.strides(3)},
+                               m.data(), m);  // a uint8 view of the same bytes
+      p.mask_bool = view4<std::uint8_t, std::uint8_t>(m8, "attn_mask");
+    } else {
+      p.mask_kind = numtrans::MaskKind::additive;
+      p.mask_add = view4<T>(m, "attn_mask");
+    }
+  }
+  p.causal = causal;
+  p.scale = static_cast<T>(scale);
+  return p;
+}
+
+template <typename T>
+static py::tuple forward_t(const py::array& q, const py::array& k, const py::array& v,
+                           const py::object& mask, bool causal, double scale,
+                           const std::string& isa, bool reference) {
+  const auto p = make_problem<T>(q, k, v, mask, causal, scale);
+  py::array_t<T> out({p.B, p.H, p.N, p.Dv});
+  py::array_t<T> lse({p.B, p.H, p.N});
+  numtrans::ForwardResult<T> r{out.mutable_data(), lse.mutable_data()};
+  std::string used = "reference";
+  {
+    py::gil_scoped_release release;
+    if (reference)
+      numtrans::attention_forward_reference(p, r);
+    else
+      used = numtrans::attention_forward_fast(p, r, isa);
+  }
+  return py::make_tuple(out, lse, used);
+}
+
+template <typename T>
+static py::tuple backward_t(const py::array& dout, const py::array& q, const py::array& k,
+                            const py::array& v, const py::array& out, const py::array& lse,
+                            const py::object& mask, bool causal, double scale,
+                            const std::string& isa, bool reference) {
+  const auto p = make_problem<T>(q, k, v, mask, causal, scale);
+  numtrans::BackwardInput<T> g;
+  g.dout = view4<T>(dout, "grad_out");
+  g.out = view4<T>(out, "out");
+  expect_shape(dout, "grad_out", p.B, p.H, p.N, p.Dv);
+  expect_shape(out, "out", p.B, p.H, p.N, p.Dv);
+  auto lse_c = py::array_t<T, py::array::c_style>::ensure(lse);
+  if (!lse_c || lse_c.ndim() != 3 || lse_c.shape(0) != p.B || lse_c.shape(1) != p.H ||
+      lse_c.shape(2) != p.N)
+    throw std::invalid_argument("lse: expected shape (B, H, N) and the dtype of q");
+  g.lse = lse_c.data();
+  py::array_t<T> dq({p.B, p.H, p.N, p.D}), dk({p.B, p.H, p.M, p.D}), dv({p.B, p.H, p.M, p.Dv});
+  numtrans::BackwardResult<T> r{dq.mutable_data(), dk.mutable_data(), dv.mutable_data()};
+  std::string used = "reference";
+  {
+    py::gil_scoped_release release;
+    if (reference)
+      numtrans::attention_backward_reference(p, g, r);
+    else
+      used = numtrans::attention_backward_fast(p, g, r, isa);
+  }
+  return py::make_tuple(dq, dk, dv, used);
+}
+
+static bool is_float64(const py::array& q) {
+  if (q.dtype().is(py::dtype::of<double>())) return true;
+  if (q.dtype().is(py::dtype::of<float>())) return false;
+  throw std::invalid_argument("attention: q must be float32 or float64");
+}
+
+static py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
+                                   const py::object& mask, bool causal, double scale,
+                                   const std::string& isa, bool reference) {
+  return is_float64(q) ? forward_t<double>(q, k, v, mask, causal, scale, isa, reference)
+                       : forward_t<float>(q, k, v, mask, causal, scale, isa, reference);
+}
+
+static py::tuple attention_backward(const py::array& dout, const py::array& q,
+                                    const py::array& k, const py::array& v, const py::array& out,
+                                    const py::array& lse, const py::object& mask, bool causal,
+                                    double scale, const std::string& isa, bool reference) {
+  return is_float64(q)
+             ? backward_t<double>(dout, q, k, v, out, lse, mask, causal, scale, isa, reference)
+             : backward_t<float>(dout, q, k, v, out, lse, mask, causal, scale, isa, reference);
+}
+
 static int get_num_threads() {
 #ifdef NUMTRANS_HAVE_OPENMP
   return omp_get_max_threads();
@@ -54,6 +185,17 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("softmax", &softmax_lastdim<float>, py::arg("x"), "Stable softmax over the last axis (float32).");
   m.def("softmax", &softmax_lastdim<double>, py::arg("x"), "Stable softmax over the last axis (float64).");
   register_elementwise(m);
+  m.def("attention_forward", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"),
+        py::arg("mask"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "",
+        py::arg("reference") = false,
+        "Fused attention forward -> (out (B,H,N,Dv), lse (B,H,N), isa used). Inputs are "
+        "validated by numtrans.native.attention; the mask is pre-broadcast to (B,H,N,M).");
+  m.def("attention_backward", &attention_backward, py::arg("grad_out"), py::arg("q"),
+        py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask"),
+        py::arg("causal"), py::arg("scale"), py::arg("isa") = "", py::arg("reference") = false,
+        "Fused attention backward -> (dq, dk, dv, isa used).");
+  m.def("attention_isas", &numtrans::attention_isas,
+        "Instruction sets of the fast attention kernels usable on this CPU, best first.");
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", &set_num_threads, py::arg("n"));
 #ifdef NUMTRANS_HAVE_OPENMP

@@ -22,14 +22,16 @@ def linear(x, weight, bias=None):
             f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
             f"expects {weight.shape[-1]} (weight shape {weight.shape})"
         )
-    out = x.data @ weight.data.T
+    x2 = x.data.reshape(-1, x.shape[-1])  # fold (B, T, in) into rows: one big GEMM
+    out = x2 @ weight.data.T
     if bias is not None:
         out += bias.data
+    out = out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def backward(g):
-        g2 = g.reshape(-1, g.shape[-1])  # fold (B, T, out) into rows: one GEMM each
-        gx = (g @ weight.data) if x.requires_grad else None
-        gw = (g2.T @ x.data.reshape(-1, x.shape[-1])) if weight.requires_grad else None
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g2 @ weight.data).reshape(x.shape) if x.requires_grad else None
+        gw = (g2.T @ x2) if weight.requires_grad else None
         if bias is None:
             return gx, gw
         return gx, gw, (g2.sum(axis=0) if bias.requires_grad else None)

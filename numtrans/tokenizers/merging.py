@@ -40,7 +40,7 @@ def merge_word(word: list[int], a: int, b: int, c: int) -> list[int]:
 class PairCounts:
     """Adjacent-pair counts of a weighted word list, kept exact under merges."""
 
-    def __init__(self, words: list[list[int]], freqs: list[int]):
+    def __init__(self, words: list[list[int]], freqs: list[int], track_symbols: bool = False):
         self.words = words
         self.freqs = freqs
         self.counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -49,6 +49,13 @@ class PairCounts:
             for pair in zip(w, w[1:]):
                 self.counts[pair] += f
                 self.where[pair].add(wi)
+        # WordPiece's score also needs each symbol's own (weighted) count.
+        self.symbols: Counter | None = None
+        if track_symbols:
+            self.symbols = Counter()
+            for w, f in zip(words, freqs):
+                for s in w:
+                    self.symbols[s] += f
 
     def merge(self, pair: tuple[int, int], new_id: int) -> set[tuple[int, int]]:
         """Merge ``pair`` into ``new_id`` in every word; return the pairs whose count changed."""
@@ -68,6 +75,11 @@ class PairCounts:
                     changed.add(p)
                     if d > 0:
                         self.where[p].add(wi)
+            if self.symbols is not None:  # each merge: one a and one b become one new_id
+                n = len(word) - len(new)
+                self.symbols[a] -= n * f
+                self.symbols[b] -= n * f
+                self.symbols[new_id] += n * f
             self.words[wi] = new
         for p in changed:
             if self.counts[p] <= 0:
