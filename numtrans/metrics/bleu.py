@@ -250,6 +250,11 @@ def sentence_bleu(
     if not refs:
         raise ValueError("sentence_bleu needs at least one reference")
     return corpus_bleu(
-        [hypothesis], [[r] for r in refs], tokenize, smooth, lowercase,
-        smooth_value=smooth_value, effective_order=effective_order,
-    )  # fmt: skip
+        [hypothesis],
+        [[r] for r in refs],
+        tokenize,
+        smooth,
+        lowercase,
+        smooth_value=smooth_value,
+        effective_order=effective_order,
+    )

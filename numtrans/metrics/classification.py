@@ -216,9 +216,14 @@ def precision_score(
 ):
     """Precision ``tp / (tp + fp)``; see :func:`precision_recall_fscore_support`."""
     p, _, _, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, pos_label=pos_label, average=average,
-        zero_division=zero_division, warn_for=("precision",),
-    )  # fmt: skip
+        y_true,
+        y_pred,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        zero_division=zero_division,
+        warn_for=("precision",),
+    )
     return p
 
 
@@ -227,9 +232,14 @@ def recall_score(
 ):
     """Recall ``tp / (tp + fn)``; see :func:`precision_recall_fscore_support`."""
     _, r, _, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, pos_label=pos_label, average=average,
-        zero_division=zero_division, warn_for=("recall",),
-    )  # fmt: skip
+        y_true,
+        y_pred,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        zero_division=zero_division,
+        warn_for=("recall",),
+    )
     return r
 
 
@@ -239,7 +249,12 @@ def f1_score(y_true, y_pred, *, labels=None, pos_label=1, average="binary", zero
     See :func:`precision_recall_fscore_support` for ``average`` and ``zero_division``.
     """
     _, _, f, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, pos_label=pos_label, average=average,
-        zero_division=zero_division, warn_for=("f-score",),
-    )  # fmt: skip
+        y_true,
+        y_pred,
+        labels=labels,
+        pos_label=pos_label,
+        average=average,
+        zero_division=zero_division,
+        warn_for=("f-score",),
+    )
     return f

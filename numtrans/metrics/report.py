@@ -26,29 +26,30 @@ def classification_report(
 ):
     """Per-class precision / recall / F1 / support plus the micro, macro and weighted means.
 
-        Returns a text table (``output_dict=False``) or a dict of the same numbers::
+    Returns a text table (``output_dict=False``) or a dict of the same numbers::
 
-                  precision    recall  f1-score   support
+                      precision    recall  f1-score   support
 
-               0       1.00      1.00      1.00         1
-               1       1.00      0.50      0.67         2
-               2       0.67      1.00      0.80         2
+                   0       1.00      1.00      1.00         1
+                   1       1.00      0.50      0.67         2
+                   2       0.67      1.00      0.80         2
 
-        accuracy                           0.80         5
-       macro avg       0.89      0.83      0.82         5
-    weighted avg       0.87      0.80      0.79         5
+            accuracy                           0.80         5
+           macro avg       0.89      0.83      0.82         5
+        weighted avg       0.87      0.80      0.79         5
 
-        The dict maps each class name to ``{"precision", "recall", "f1-score", "support"}`` and
-        adds ``"macro avg"`` and ``"weighted avg"``. The micro average is reported as
-        ``"accuracy"`` (a single float in the dict) when ``labels`` covers every label in the
-        data, because it then equals the accuracy; otherwise as ``"micro avg"``.
-        Text and dict equal ``sklearn.metrics.classification_report``.
+    The dict maps each class name to ``{"precision", "recall", "f1-score", "support"}`` and
+    adds ``"macro avg"`` and ``"weighted avg"``. The micro average is reported as
+    ``"accuracy"`` (a single float in the dict) when ``labels`` covers every label in the
+    data, because it then equals the accuracy; otherwise as ``"micro avg"``.
+    Text and dict equal ``sklearn.metrics.classification_report`` (except that sklearn
+    prints the support as "1.0" instead of "1" when no sample at all is predicted right).
 
-        Args:
-            labels: classes to report, in order (default: sorted labels seen in either array).
-            target_names: display names, one per entry of ``labels``.
-            digits: decimals in the text table.
-            zero_division: value for 0/0 scores, see ``precision_recall_fscore_support``.
+    Args:
+        labels: classes to report, in order (default: sorted labels seen in either array).
+        target_names: display names, one per entry of ``labels``.
+        digits: decimals in the text table.
+        zero_division: value for 0/0 scores, see ``precision_recall_fscore_support``.
     """
     y_true, y_pred = check_labels(y_true, y_pred)
     present = unique_labels(y_true, y_pred)

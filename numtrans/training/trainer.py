@@ -72,8 +72,9 @@ class Trainer:
         self.step = 0
         self.rng = np.random.default_rng(self.config.seed)  # batch sampling
         nt_random.manual_seed(self.config.seed)  # init-independent randomness (dropout)
-        self.history = {"step": [], "train_loss": [], "lr": [], "tokens_per_sec": [],
-                        "val_step": [], "val_loss": []}
+        # aligned lists, one entry per logged step; val_loss is None where there was no eval
+        self.history = {"step": [], "train_loss": [], "val_loss": [], "lr": [],
+                        "tokens_per_sec": []}
         self.best_val = math.inf
         self._bad_evals = 0
 
@@ -132,9 +133,7 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     rate = tokens_since / dt if dt > 0 else 0.0
                     lr = self.optimizer.param_groups[0]["lr"]
-                    for key, value in (("step", self.step), ("train_loss", loss), ("lr", lr),
-                                       ("tokens_per_sec", rate)):
-                        self.history[key].append(value)
+                    self._record(step=self.step, train_loss=loss, lr=lr, tokens_per_sec=rate)
                     say(f"step {self.step:>6}/{cfg.max_steps} | loss {loss:.4f} | "
                         f"lr {lr:.2e} | {rate:,.0f} tok/s")
                     t0, tokens_since = time.perf_counter(), 0
@@ -154,8 +153,10 @@ class Trainer:
     def _evaluate_and_maybe_stop(self, say) -> bool:
         cfg = self.config
         val = self.evaluate()
-        self.history["val_step"].append(self.step)
-        self.history["val_loss"].append(val)
+        if self.history["step"] and self.history["step"][-1] == self.step:
+            self.history["val_loss"][-1] = val
+        else:
+            self._record(step=self.step, val_loss=val)
         improved = val < self.best_val
         if improved:
             self.best_val, self._bad_evals = val, 0
@@ -169,6 +170,10 @@ class Trainer:
             say(f"early stop: no improvement for {cfg.patience} evaluations")
             return True
         return False
+
+    def _record(self, **values) -> None:
+        for key in self.history:
+            self.history[key].append(values.get(key))
 
     def _progress_bar(self):
         if not self.config.progress:

@@ -1,0 +1,134 @@
+"""The ``numtrans`` command.
+
+    numtrans pretrain [--preset quick|shakespeare|large] [--data PATH] [--key=value ...]
+    numtrans generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
+    numtrans info
+
+Errors (a missing file, a bad setting) print one line and exit with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    """``--n_layer=6 --dropout 0.1 --top_k=None`` -> {"n_layer": 6, "dropout": 0.1, "top_k": None}."""
+    out, i = {}, 0
+    while i < len(items):
+        item = items[i]
+        if not item.startswith("--"):
+            raise ValueError(f"unexpected argument {item!r}; settings look like --key=value")
+        key, eq, value = item[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(items) or items[i + 1].startswith("--"):
+                raise ValueError(f"setting --{key} needs a value (--{key}=VALUE)")
+            value, i = items[i + 1], i + 1
+        try:
+            out[key.replace("-", "_")] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.replace("-", "_")] = value  # a plain string
+        i += 1
+    return out
+
+
+def _pretrain(args, extra: list[str]) -> int:
+    from .training.pretrain import make_config, run
+
+    overrides = _parse_overrides(extra)
+    for key in ("data", "out_dir", "max_steps"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_progress:
+        overrides["progress"] = False
+    cfg = make_config(args.preset, overrides, args.config)
+    run(cfg, resume=args.resume)
+    return 0
+
+
+def _generate(args, extra: list[str]) -> int:
+    if extra:
+        raise ValueError(f"unexpected arguments {extra}")
+    import numpy as np
+
+    from .generation.generate import generate
+    from .models.gpt import GPT
+    from .tokenizers import load as load_tokenizer
+
+    tok_path = os.path.join(args.model, "tokenizer.json")
+    model = GPT.from_pretrained(args.model)
+    if not os.path.isfile(tok_path):
+        raise FileNotFoundError(f"no tokenizer.json in {args.model}")
+    tokenizer = load_tokenizer(tok_path)
+    prompt = tokenizer.encode(args.prompt) if args.prompt else tokenizer.encode("\n")
+    if not prompt:
+        raise ValueError("the prompt encodes to no tokens")
+
+    def stream(tokens, _step):
+        print(tokenizer.decode(tokens.tolist()), end="", flush=True)
+
+    print(args.prompt, end="")
+    generate(model, np.array([prompt]), args.max_new_tokens, temperature=args.temperature,
+             top_k=args.top_k, top_p=args.top_p, rng=args.seed, callback=stream,
+             use_cache=not args.no_cache)
+    print()
+    return 0
+
+
+def _info(args, extra) -> int:
+    from . import show_config
+
+    show_config()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="numtrans", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("pretrain", help="pretrain a character-level GPT (the main job)",
+                       description="Pretrain a character-level GPT on a text corpus. Any field "
+                       "of PretrainConfig can be set with --key=value (e.g. --n_layer=6).")
+    p.add_argument("--preset", default="quick", help="quick | shakespeare | large")
+    p.add_argument("--data", help="a bundled corpus name or a path to a UTF-8 text file")
+    p.add_argument("--config", help="a JSON file of settings")
+    p.add_argument("--out-dir", dest="out_dir", help="where the model is saved")
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_pretrain)
+
+    g = sub.add_parser("generate", help="sample text from a saved model")
+    g.add_argument("--model", required=True, help="a directory written by `numtrans pretrain`")
+    g.add_argument("--prompt", default="", help="text to continue")
+    g.add_argument("--max-new-tokens", type=int, default=300)
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-k", type=int, default=None)
+    g.add_argument("--top-p", type=float, default=None)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--no-cache", action="store_true", help="recompute keys/values every step")
+    g.set_defaults(func=_generate)
+
+    i = sub.add_parser("info", help="versions and available backends")
+    i.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    try:
+        return args.func(args, extra)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"numtrans {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

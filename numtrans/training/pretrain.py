@@ -1,0 +1,196 @@
+"""The main job: pretrain a character-level GPT by next-token prediction, then sample from it.
+
+    text --CharTokenizer--> ids --90/10 split--> random (B, T) windows x, y = x shifted by one
+    GPT(x) -> logits (B, T, V);  loss = mean cross-entropy(logits, y)   (nats per character)
+    AdamW + linear warmup + cosine decay, gradient clipping, evaluation every N steps
+
+Presets (``PRESETS``) pick sizes; every field of ``PretrainConfig`` can be overridden.
+``shakespeare`` is nanoGPT's documented CPU configuration for Shakespeare characters (4 layers,
+4 heads, 128-dim, block 64, batch 12, 2,000 iterations, dropout 0), which reaches a validation
+loss of about 1.88 in nanoGPT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class PretrainConfig:
+    # data
+    data: str = "tinyshakespeare"  # a bundled corpus name or a path to a UTF-8 text file
+    val_fraction: float = 0.1  # the last 10% is validation (nanoGPT's split)
+    out_dir: str = "runs/shakespeare-char"
+    # model (GPTConfig)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    block_size: int = 64
+    dropout: float = 0.0
+    bias: bool = True
+    pos: str = "learned"
+    # optimisation
+    batch_size: int = 12
+    max_steps: int = 2000
+    learning_rate: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    grad_accum_steps: int = 1
+    # evaluation, logging, checkpoints
+    eval_interval: int = 250
+    eval_batches: int = 20
+    log_interval: int = 50
+    patience: int | None = None
+    checkpoint: bool = True
+    seed: int = 1337
+    progress: bool = True
+    # the sample printed at the end
+    sample_tokens: int = 300
+    temperature: float = 0.8
+    top_k: int | None = None
+
+
+PRESETS: dict[str, dict] = {
+    # about two minutes on a 2-core CPU: the loss falls from 4.2 to about 2.2
+    "quick": {"max_steps": 500, "eval_interval": 100, "log_interval": 25, "warmup_steps": 50,
+              "out_dir": "runs/quick"},
+    # nanoGPT's CPU configuration (see the module docstring)
+    "shakespeare": {},
+    # a larger model for a better validation loss in about half an hour
+    "large": {"n_layer": 6, "n_head": 6, "n_embd": 192, "block_size": 128, "batch_size": 32,
+              "max_steps": 3000, "learning_rate": 2e-3, "min_lr": 2e-4, "warmup_steps": 200,
+              "dropout": 0.1, "eval_interval": 250, "out_dir": "runs/large"},
+}
+
+
+def make_config(preset: str = "quick", overrides: dict | None = None,
+                config_file: str | None = None) -> PretrainConfig:
+    """Preset, then a JSON file, then ``overrides`` (later wins). Unknown keys are errors."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    values = dict(PRESETS[preset])
+    if config_file:
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"config file not found: {config_file}")
+        with open(config_file, encoding="utf-8") as f:
+            values.update(json.load(f))
+    values.update(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(fields)}")
+    return PretrainConfig(**values)
+
+
+def prepare_data(cfg: PretrainConfig):
+    """Character tokenizer and the train/validation id streams."""
+    from ..data import load_corpus
+    from ..tokenizers import CharTokenizer
+
+    text = load_corpus(cfg.data)
+    if not isinstance(text, str):
+        raise ValueError(f"{cfg.data} is a table; pretraining needs plain text")
+    if not text:
+        raise ValueError(f"{cfg.data} is empty")
+    tokenizer = CharTokenizer.from_text(text)
+    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
+    n_train = int(len(ids) * (1 - cfg.val_fraction))
+    return tokenizer, ids[:n_train], ids[n_train:]
+
+
+def build(cfg: PretrainConfig, vocab_size: int):
+    """The GPT, its AdamW optimiser and the warmup + cosine schedule."""
+    from .. import manual_seed
+    from ..models.gpt import GPT, GPTConfig
+    from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
+
+    manual_seed(cfg.seed)
+    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
+                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
+                          bias=cfg.bias, pos=cfg.pos))
+    groups = param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay)
+    optimizer = AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    scheduler = WarmupCosineLR(optimizer, warmup_steps=cfg.warmup_steps,
+                               total_steps=cfg.max_steps, min_lr=cfg.min_lr)
+    return model, optimizer, scheduler
+
+
+def make_batcher(train_ids: np.ndarray, val_ids: np.ndarray, block_size: int, batch_size: int):
+    """``get_batch(split, rng)``: B random windows of T tokens and their shifted targets."""
+    streams = {"train": train_ids, "val": val_ids}
+    for split, ids in streams.items():
+        if len(ids) <= block_size:
+            raise ValueError(
+                f"the {split} split has {len(ids)} tokens, too few for block_size {block_size}"
+            )
+
+    def get_batch(split: str, rng: np.random.Generator):
+        ids = streams[split]
+        starts = rng.integers(0, len(ids) - block_size, size=batch_size)
+        window = ids[starts[:, None] + np.arange(block_size + 1)]  # (B, T + 1)
+        return window[:, :-1], window[:, 1:]
+
+    return get_batch
+
+
+def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
+    """Train, save ``out_dir`` (model, tokenizer, history), print and return a sample."""
+    from ..generation.generate import generate
+    from .trainer import TrainConfig, Trainer
+
+    tokenizer, train_ids, val_ids = prepare_data(cfg)
+    say(f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
+        f"vocabulary {tokenizer.vocab_size}")
+    model, optimizer, scheduler = build(cfg, tokenizer.vocab_size)
+    say(f"model: GPT {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
+        f"block {cfg.block_size}: {model.num_params():,} parameters")
+    train_cfg = TrainConfig(
+        max_steps=cfg.max_steps, eval_interval=cfg.eval_interval, eval_batches=cfg.eval_batches,
+        log_interval=cfg.log_interval, grad_accum_steps=cfg.grad_accum_steps,
+        grad_clip=cfg.grad_clip, patience=cfg.patience, seed=cfg.seed, progress=cfg.progress,
+        checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
+    )
+    trainer = Trainer(model, optimizer, make_batcher(train_ids, val_ids, cfg.block_size,
+                                                     cfg.batch_size),
+                      train_cfg, scheduler=scheduler,
+                      extra_state={"pretrain_config": dataclasses.asdict(cfg)})
+    if resume:
+        trainer.resume()
+        say(f"resumed from step {trainer.step}")
+    history = trainer.train()
+
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    model.save_pretrained(cfg.out_dir)
+    tokenizer.save(os.path.join(cfg.out_dir, "tokenizer.json"))
+    with open(os.path.join(cfg.out_dir, "history.json"), "w", encoding="utf-8") as f:
+        json.dump(history, f)
+    _plot(history, cfg.out_dir)
+    say(f"best validation loss {trainer.best_val:.4f} nats/char; model saved to {cfg.out_dir}")
+
+    prompt = np.array([tokenizer.encode("\n")])
+    out = generate(model, prompt, cfg.sample_tokens, temperature=cfg.temperature,
+                   top_k=cfg.top_k, rng=cfg.seed)
+    sample = tokenizer.decode(out[0, 1:].tolist())
+    say("---- sample ----\n" + sample + "\n----------------")
+    return {"history": history, "best_val_loss": trainer.best_val, "sample": sample,
+            "steps": trainer.step}
+
+
+def _plot(history: dict, out_dir: str) -> None:
+    try:
+        from ..viz import plot_history
+    except ImportError:  # matplotlib is optional
+        return
+    try:
+        plot_history(history, path=os.path.join(out_dir, "loss.png"))
+    except ImportError:
+        pass
