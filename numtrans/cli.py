@@ -57,13 +57,14 @@ def _generate(args, extra: list[str]) -> int:
     from .generation.generate import generate
     from .models.gpt import GPT
     from .tokenizers import load as load_tokenizer
+    from .training.pretrain import start_token
 
     tok_path = os.path.join(args.model, "tokenizer.json")
     model = GPT.from_pretrained(args.model)
     if not os.path.isfile(tok_path):
         raise FileNotFoundError(f"no tokenizer.json in {args.model}")
     tokenizer = load_tokenizer(tok_path)
-    prompt = tokenizer.encode(args.prompt) if args.prompt else tokenizer.encode("\n")
+    prompt = tokenizer.encode(args.prompt) if args.prompt else [start_token(tokenizer)]
     if not prompt:
         raise ValueError("the prompt encodes to no tokens")
 
@@ -71,9 +72,17 @@ def _generate(args, extra: list[str]) -> int:
         print(tokenizer.decode(tokens.tolist()), end="", flush=True)
 
     print(args.prompt, end="")
-    generate(model, np.array([prompt]), args.max_new_tokens, temperature=args.temperature,
-             top_k=args.top_k, top_p=args.top_p, rng=args.seed, callback=stream,
-             use_cache=not args.no_cache)
+    generate(
+        model,
+        np.array([prompt]),
+        args.max_new_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        rng=args.seed,
+        callback=stream,
+        use_cache=not args.no_cache,
+    )
     print()
     return 0
 
@@ -89,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numtrans", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("pretrain", help="pretrain a character-level GPT (the main job)",
-                       description="Pretrain a character-level GPT on a text corpus. Any field "
-                       "of PretrainConfig can be set with --key=value (e.g. --n_layer=6).")
+    p = sub.add_parser(
+        "pretrain",
+        help="pretrain a character-level GPT (the main job)",
+        description="Pretrain a character-level GPT on a text corpus. Any field "
+        "of PretrainConfig can be set with --key=value (e.g. --n_layer=6).",
+    )
     p.add_argument("--preset", default="quick", help="quick | shakespeare | large")
     p.add_argument("--data", help="a bundled corpus name or a path to a UTF-8 text file")
     p.add_argument("--config", help="a JSON file of settings")

@@ -23,10 +23,18 @@ from ..autograd import no_grad
 from .sampling import sample_next
 
 
-def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-             top_p: float | None = None, eos_id: int | None = None,
-             callback: Callable[[np.ndarray, int], None] | None = None, use_cache: bool = True,
-             rng: np.random.Generator | int | None = None) -> np.ndarray:
+def generate(
+    model,
+    idx,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    eos_id: int | None = None,
+    callback: Callable[[np.ndarray, int], None] | None = None,
+    use_cache: bool = True,
+    rng: np.random.Generator | int | None = None,
+) -> np.ndarray:
     """Extend ``idx`` (B, T) by up to ``max_new_tokens`` tokens; returns (B, T + n) int64.
 
     ``eos_id``: a row that produced it keeps emitting it, and generation stops once every row has.
@@ -37,7 +45,9 @@ def generate(model, idx, max_new_tokens: int, temperature: float = 1.0, top_k: i
     if idx.ndim == 1:
         idx = idx[None, :]
     if idx.ndim != 2 or idx.shape[1] == 0:
-        raise ValueError(f"idx must be a non-empty (B, T) array of token ids, got shape {idx.shape}")
+        raise ValueError(
+            f"idx must be a non-empty (B, T) array of token ids, got shape {idx.shape}"
+        )
     vocab = model.config.vocab_size
     if idx.min() < 0 or idx.max() >= vocab:
         raise ValueError(f"prompt token ids must lie in [0, {vocab}), got {idx.min()}..{idx.max()}")

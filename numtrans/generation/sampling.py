@@ -41,8 +41,13 @@ def filter_top_p(logits: np.ndarray, p: float) -> np.ndarray:
     return np.where(drop, -np.inf, logits)
 
 
-def sample_next(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+def sample_next(
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Next token ids (B,) from logits (B, V)."""
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:

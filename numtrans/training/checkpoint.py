@@ -54,9 +54,14 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
-def save_checkpoint(root: str | os.PathLike, step: int, model_state: dict[str, np.ndarray],
-                    optimizer_arrays: dict[str, np.ndarray], state: dict,
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    root: str | os.PathLike,
+    step: int,
+    model_state: dict[str, np.ndarray],
+    optimizer_arrays: dict[str, np.ndarray],
+    state: dict,
+    keep: int = 2,
+) -> Path:
     """Write ``root/step-NNNNNN`` atomically, point ``root/latest`` at it, keep the newest ``keep``."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -103,4 +108,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
     if not state_file.is_file():
         raise FileNotFoundError(f"{path} is not a checkpoint directory (no state.json)")
     state = json.loads(state_file.read_text(encoding="utf-8"))
-    return _load_arrays(path / "model.safetensors"), _load_arrays(path / "optimizer.safetensors"), state
+    return (
+        _load_arrays(path / "model.safetensors"),
+        _load_arrays(path / "optimizer.safetensors"),
+        state,
+    )

@@ -61,19 +61,36 @@ class PretrainConfig:
 
 PRESETS: dict[str, dict] = {
     # about two minutes on a 2-core CPU: the loss falls from 4.2 to about 2.2
-    "quick": {"max_steps": 500, "eval_interval": 100, "log_interval": 25, "warmup_steps": 50,
-              "out_dir": "runs/quick"},
+    "quick": {
+        "max_steps": 500,
+        "eval_interval": 100,
+        "log_interval": 25,
+        "warmup_steps": 50,
+        "out_dir": "runs/quick",
+    },
     # nanoGPT's CPU configuration (see the module docstring)
     "shakespeare": {},
     # a larger model for a better validation loss in about half an hour
-    "large": {"n_layer": 6, "n_head": 6, "n_embd": 192, "block_size": 128, "batch_size": 32,
-              "max_steps": 3000, "learning_rate": 2e-3, "min_lr": 2e-4, "warmup_steps": 200,
-              "dropout": 0.1, "eval_interval": 250, "out_dir": "runs/large"},
+    "large": {
+        "n_layer": 6,
+        "n_head": 6,
+        "n_embd": 192,
+        "block_size": 128,
+        "batch_size": 32,
+        "max_steps": 3000,
+        "learning_rate": 2e-3,
+        "min_lr": 2e-4,
+        "warmup_steps": 200,
+        "dropout": 0.1,
+        "eval_interval": 250,
+        "out_dir": "runs/large",
+    },
 }
 
 
-def make_config(preset: str = "quick", overrides: dict | None = None,
-                config_file: str | None = None) -> PretrainConfig:
+def make_config(
+    preset: str = "quick", overrides: dict | None = None, config_file: str | None = None
+) -> PretrainConfig:
     """Preset, then a JSON file, then ``overrides`` (later wins). Unknown keys are errors."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -114,13 +131,23 @@ def build(cfg: PretrainConfig, vocab_size: int):
     from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
 
     manual_seed(cfg.seed)
-    model = GPT(GPTConfig(block_size=cfg.block_size, vocab_size=vocab_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=cfg.dropout,
-                          bias=cfg.bias, pos=cfg.pos))
+    model = GPT(
+        GPTConfig(
+            block_size=cfg.block_size,
+            vocab_size=vocab_size,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_embd=cfg.n_embd,
+            dropout=cfg.dropout,
+            bias=cfg.bias,
+            pos=cfg.pos,
+        )
+    )
     groups = param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay)
     optimizer = AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
-    scheduler = WarmupCosineLR(optimizer, warmup_steps=cfg.warmup_steps,
-                               total_steps=cfg.max_steps, min_lr=cfg.min_lr)
+    scheduler = WarmupCosineLR(
+        optimizer, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps, min_lr=cfg.min_lr
+    )
     return model, optimizer, scheduler
 
 
@@ -148,21 +175,35 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
     from .trainer import TrainConfig, Trainer
 
     tokenizer, train_ids, val_ids = prepare_data(cfg)
-    say(f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
-        f"vocabulary {tokenizer.vocab_size}")
+    say(
+        f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
+        f"vocabulary {tokenizer.vocab_size}"
+    )
     model, optimizer, scheduler = build(cfg, tokenizer.vocab_size)
-    say(f"model: GPT {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
-        f"block {cfg.block_size}: {model.num_params():,} parameters")
+    say(
+        f"model: GPT {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
+        f"block {cfg.block_size}: {model.num_params():,} parameters"
+    )
     train_cfg = TrainConfig(
-        max_steps=cfg.max_steps, eval_interval=cfg.eval_interval, eval_batches=cfg.eval_batches,
-        log_interval=cfg.log_interval, grad_accum_steps=cfg.grad_accum_steps,
-        grad_clip=cfg.grad_clip, patience=cfg.patience, seed=cfg.seed, progress=cfg.progress,
+        max_steps=cfg.max_steps,
+        eval_interval=cfg.eval_interval,
+        eval_batches=cfg.eval_batches,
+        log_interval=cfg.log_interval,
+        grad_accum_steps=cfg.grad_accum_steps,
+        grad_clip=cfg.grad_clip,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        progress=cfg.progress,
         checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
     )
-    trainer = Trainer(model, optimizer, make_batcher(train_ids, val_ids, cfg.block_size,
-                                                     cfg.batch_size),
-                      train_cfg, scheduler=scheduler,
-                      extra_state={"pretrain_config": dataclasses.asdict(cfg)})
+    trainer = Trainer(
+        model,
+        optimizer,
+        make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size),
+        train_cfg,
+        scheduler=scheduler,
+        extra_state={"pretrain_config": dataclasses.asdict(cfg)},
+    )
     if resume:
         trainer.resume()
         say(f"resumed from step {trainer.step}")
@@ -176,13 +217,23 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
     _plot(history, cfg.out_dir)
     say(f"best validation loss {trainer.best_val:.4f} nats/char; model saved to {cfg.out_dir}")
 
-    prompt = np.array([tokenizer.encode("\n")])
-    out = generate(model, prompt, cfg.sample_tokens, temperature=cfg.temperature,
-                   top_k=cfg.top_k, rng=cfg.seed)
+    prompt = np.array([[start_token(tokenizer)]])
+    out = generate(
+        model, prompt, cfg.sample_tokens, temperature=cfg.temperature, top_k=cfg.top_k, rng=cfg.seed
+    )
     sample = tokenizer.decode(out[0, 1:].tolist())
     say("---- sample ----\n" + sample + "\n----------------")
-    return {"history": history, "best_val_loss": trainer.best_val, "sample": sample,
-            "steps": trainer.step}
+    return {
+        "history": history,
+        "best_val_loss": trainer.best_val,
+        "sample": sample,
+        "steps": trainer.step,
+    }
+
+
+def start_token(tokenizer) -> int:
+    """Where unprompted samples start: a newline if the corpus has one, else the first token."""
+    return tokenizer.get_vocab().get("\n", 0)
 
 
 def _plot(history: dict, out_dir: str) -> None:

@@ -73,8 +73,13 @@ class Trainer:
         self.rng = np.random.default_rng(self.config.seed)  # batch sampling
         nt_random.manual_seed(self.config.seed)  # init-independent randomness (dropout)
         # aligned lists, one entry per logged step; val_loss is None where there was no eval
-        self.history = {"step": [], "train_loss": [], "val_loss": [], "lr": [],
-                        "tokens_per_sec": []}
+        self.history = {
+            "step": [],
+            "train_loss": [],
+            "val_loss": [],
+            "lr": [],
+            "tokens_per_sec": [],
+        }
         self.best_val = math.inf
         self._bad_evals = 0
 
@@ -116,14 +121,16 @@ class Trainer:
         return total / cfg.grad_accum_steps, tokens
 
     # ------------------------------------------------------------------ the loop
-    def train(self) -> dict:
+    def train(self, until: int | None = None) -> dict:
+        """Train to ``config.max_steps`` (or stop early at step ``until``); return the history."""
         cfg = self.config
+        last = cfg.max_steps if until is None else min(until, cfg.max_steps)
         bar = self._progress_bar()
         say = bar.write if bar is not None else print
         self.model.train()
         t0, tokens_since = time.perf_counter(), 0
         try:
-            while self.step < cfg.max_steps:
+            while self.step < last:
                 loss, tokens = self.train_step()
                 tokens_since += tokens
                 if bar is not None:
@@ -134,8 +141,10 @@ class Trainer:
                     rate = tokens_since / dt if dt > 0 else 0.0
                     lr = self.optimizer.param_groups[0]["lr"]
                     self._record(step=self.step, train_loss=loss, lr=lr, tokens_per_sec=rate)
-                    say(f"step {self.step:>6}/{cfg.max_steps} | loss {loss:.4f} | "
-                        f"lr {lr:.2e} | {rate:,.0f} tok/s")
+                    say(
+                        f"step {self.step:>6}/{cfg.max_steps} | loss {loss:.4f} | "
+                        f"lr {lr:.2e} | {rate:,.0f} tok/s"
+                    )
                     t0, tokens_since = time.perf_counter(), 0
                 if self.step % cfg.eval_interval == 0 or self.step == cfg.max_steps:
                     if self._evaluate_and_maybe_stop(say):
@@ -182,8 +191,14 @@ class Trainer:
             from tqdm.auto import tqdm
         except ImportError:
             return None
-        return tqdm(total=self.config.max_steps, initial=self.step, unit="step",
-                    dynamic_ncols=True, leave=False, file=sys.stderr)
+        return tqdm(
+            total=self.config.max_steps,
+            initial=self.step,
+            unit="step",
+            dynamic_ncols=True,
+            leave=False,
+            file=sys.stderr,
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self):
@@ -203,8 +218,9 @@ class Trainer:
             **self.extra_state,
         }
         state = _jsonable(state)
-        return ckpt.save_checkpoint(self.config.checkpoint_dir, self.step,
-                                    self.model.state_dict(), opt_arrays, state)
+        return ckpt.save_checkpoint(
+            self.config.checkpoint_dir, self.step, self.model.state_dict(), opt_arrays, state
+        )
 
     def resume(self, path=None) -> None:
         """Restore everything from a checkpoint (default: the latest in ``checkpoint_dir``)."""
