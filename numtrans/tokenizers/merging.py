@@ -8,10 +8,10 @@ instead :class:`PairCounts` keeps
 * ``counts[(a, b)]`` = sum over words of (occurrences of ``a b`` in the word) * (word frequency)
 * ``where[(a, b)]`` = the indices of words that contain (or once contained) ``a b``
 
-and a merge only revisits the words in ``where[(a, b)]``, updating the counts by the difference
-between the word's pairs before and after. Worked example, ``words = [[h, u, g]]`` with
-frequency 10, merging ``(u, g) -> ug``: pairs before ``{hu: 1, ug: 1}``, after ``{h-ug: 1}``,
-so ``counts[hu] -= 10``, ``counts[ug] -= 10``, ``counts[(h, ug)] += 10``; other words untouched.
+and a merge only revisits the words in ``where[(a, b)]``, adjusting the counts of the pairs
+next to each merged occurrence. Worked example, ``words = [[h, u, g]]`` with frequency 10,
+merging ``(u, g) -> ug``: ``counts[(u, g)] -= 10``, ``counts[(h, u)] -= 10``,
+``counts[(h, ug)] += 10``; the words without ``u g`` are not even looked at.
 """
 
 from __future__ import annotations
@@ -58,33 +58,49 @@ class PairCounts:
                     self.symbols[s] += f
 
     def merge(self, pair: tuple[int, int], new_id: int) -> set[tuple[int, int]]:
-        """Merge ``pair`` into ``new_id`` in every word; return the pairs whose count changed."""
+        """Merge ``pair`` into ``new_id`` in every word; return the pairs whose count changed.
+
+        Each occurrence ``x a b y`` -> ``x c y`` only changes the pairs around it:
+        ``(a, b)``, ``(x, a) -> (x, c)`` and ``(b, y) -> (c, y)``. The left neighbour ``x`` is
+        read from the merged output, so in ``a b a b -> c c`` the ``(c, a)`` added by the
+        first merge is taken back by the second, which adds ``(c, c)``.
+        """
         a, b = pair
-        changed = set()
-        for wi in self.where.pop(pair, ()):
-            word = self.words[wi]
-            new = merge_word(word, a, b, new_id)
-            if len(new) == len(word):  # stale entry: the pair left this word earlier
-                continue
-            f = self.freqs[wi]
-            delta = Counter(zip(new, new[1:]))
-            delta.subtract(Counter(zip(word, word[1:])))
-            for p, d in delta.items():
-                if d:
-                    self.counts[p] += d * f
-                    changed.add(p)
-                    if d > 0:
-                        self.where[p].add(wi)
-            if self.symbols is not None:  # each merge: one a and one b become one new_id
-                n = len(word) - len(new)
-                self.symbols[a] -= n * f
-                self.symbols[b] -= n * f
-                self.symbols[new_id] += n * f
-            self.words[wi] = new
+        c = new_id
+        counts, where = self.counts, self.where
+        changed = {pair}
+        for wi in where.pop(pair, ()):
+            word, f = self.words[wi], self.freqs[wi]
+            out, i, n = [], 0, len(word)
+            while i < n:
+                if i < n - 1 and word[i] == a and word[i + 1] == b:
+                    counts[pair] -= f
+                    if out:
+                        left = out[-1]
+                        counts[left, a] -= f
+                        counts[left, c] += f
+                        changed.update(((left, a), (left, c)))
+                        where[left, c].add(wi)
+                    if i + 2 < n:
+                        right = word[i + 2]
+                        counts[b, right] -= f
+                        counts[c, right] += f
+                        changed.update(((b, right), (c, right)))
+                        where[c, right].add(wi)
+                    out.append(c)
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            if self.symbols is not None and len(out) < n:  # one a and one b become one c
+                k = n - len(out)
+                self.symbols[a] -= k * f
+                self.symbols[b] -= k * f
+                self.symbols[c] += k * f
+            self.words[wi] = out
         for p in changed:
-            if self.counts[p] <= 0:
-                del self.counts[p]
-        self.counts.pop(pair, None)
+            if counts.get(p, 0) <= 0:
+                counts.pop(p, None)
         return changed
 
 
