@@ -1,0 +1,33 @@
+"""``numtrans.models``: the three Transformer families, one readable file each.
+
+* ``GPT`` (``gpt.py``): decoder-only causal language model.
+* ``BertModel``, ``BertForMaskedLM``, ``BertForSequenceClassification`` (``bert.py``,
+  ``bert_heads.py``): bidirectional encoder with task heads.
+* ``Seq2SeqTransformer`` (``seq2seq.py``): encoder-decoder for translation.
+
+Every model has a config dataclass, ``save_pretrained(dir)`` and ``Model.from_pretrained(dir)``
+(``pretrained.py``: JSON + safetensors, no pickle). ``counting.py`` counts parameters and FLOPs.
+"""
+
+from .bert import BertConfig, BertModel, BertModelOutput
+from .bert_heads import BertForMaskedLM, BertForSequenceClassification, ModelOutput
+from .counting import count_parameters, format_count, gpt_flops_per_token, gpt_num_params
+from .gpt import GPT, GPTConfig
+from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+
+__all__ = [
+    "GPT",
+    "BertConfig",
+    "BertForMaskedLM",
+    "BertForSequenceClassification",
+    "BertModel",
+    "BertModelOutput",
+    "GPTConfig",
+    "ModelOutput",
+    "Seq2SeqConfig",
+    "Seq2SeqTransformer",
+    "count_parameters",
+    "format_count",
+    "gpt_flops_per_token",
+    "gpt_num_params",
+]

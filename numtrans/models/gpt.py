@@ -1,0 +1,205 @@
+"""GPT: a decoder-only Transformer language model (Radford et al., 2018, 2019), after nanoGPT.
+
+    idx (B, T) token ids
+      -> wte(idx) + wpe(0..T-1)                       (B, T, C)   token + learned position
+      -> n_layer x Block:                             (B, T, C)
+             x = x + attn(ln_1(x))    causal self-attention: token t sees tokens <= t only
+             x = x + mlp(ln_2(x))     Linear(C, 4C) -> GELU -> Linear(4C, C)
+      -> ln_f -> lm_head                              (B, T, vocab_size)  next-token logits
+
+Design choices, all as in GPT-2 / nanoGPT:
+
+* pre-norm blocks (the LayerNorm inside the residual branch) and a final ``ln_f``; the original
+  Transformer normalised after the addition (post-norm, see ``nn/transformer.py``);
+* ``tie_weights``: the output projection reuses the token embedding matrix (Press & Wolf, 2017),
+  saving vocab_size * C parameters (38.6M of GPT-2 small's 124M);
+* init N(0, 0.02^2) everywhere, and the two projections that write into the residual stream
+  (``attn.c_proj``, ``mlp.c_proj``) scaled by 1/sqrt(2 n_layer), because each of the
+  2 n_layer residual additions adds variance;
+* the exact (erf) GELU by default; GPT-2 used the tanh approximation (``gelu_approximate="tanh"``);
+* ``pos="rope"`` replaces the learned positions by rotary embeddings inside attention (LLaMA).
+
+Layouts are ``Linear``'s (out, in). (Hugging Face GPT-2 checkpoints store Conv1D weights (in, out):
+transpose them when converting.) Parameter names follow nanoGPT (``transformer.h.0.attn.c_attn``).
+
+``forward(idx, targets)`` returns (logits, loss); ``targets[b, t]`` is the token that follows
+``idx[b, t]`` (-100 = ignore). With a ``KVCache`` (``model.make_kv_cache()``), ``forward`` takes only
+the new tokens and returns their logits: incremental decoding for ``generate``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+from ..functional.activations import gelu
+from ..functional.attention import causal_mask, scaled_dot_product_attention
+from ..functional.losses import cross_entropy
+from .pretrained import PretrainedMixin
+
+
+@dataclass
+class GPTConfig:
+    block_size: int = 1024  # longest context (number of positions)
+    vocab_size: int = 50257  # GPT-2's BPE vocabulary
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768  # C, the width of the residual stream
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm
+    pos: str = "learned"  # "learned" (GPT-2) or "rope"
+    tie_weights: bool = True  # lm_head.weight is transformer.wte.weight
+    rope_base: float = 10000.0
+    gelu_approximate: str = "none"  # "tanh" for GPT-2's approximation
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} is not divisible by n_head {self.n_head}")
+        if self.pos not in ("learned", "rope"):
+            raise ValueError(f"pos must be 'learned' or 'rope', got {self.pos!r}")
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position t attends to positions <= t."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        C = config.n_embd
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.c_attn = nn.Linear(C, 3 * C, bias=config.bias)  # q, k, v in one product
+        self.c_proj = nn.Linear(C, C, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, rotary=None, kv_cache=None):
+        B, T, C = x.shape
+        hs = C // self.n_head
+        q, k, v = self.c_attn(x).split(C, axis=-1)  # 3 x (B, T, C)
+        # (B, T, C) -> (B, H, T, hs): each head attends separately, batched over B and H.
+        q, k, v = (t.reshape(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
+        past = 0 if kv_cache is None else kv_cache.length  # positions already cached
+        if rotary is not None:
+            q, k = rotary(q, k, offset=past)
+        if kv_cache is not None:
+            k, v = kv_cache.fetch(lambda: (k, v))  # all keys so far: (B, H, past + T, hs)
+        # Without earlier positions this is the plain causal mask; after `past` cached
+        # positions the new queries sit at past..past+T-1 and see every cached key.
+        mask = None if past == 0 else causal_mask(T, past + T, offset=past)
+        y = scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=past == 0,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # fmt: skip
+        y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        C = config.n_embd
+        self.c_fc = nn.Linear(C, 4 * C, bias=config.bias)
+        self.c_proj = nn.Linear(4 * C, C, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+        self.approximate = config.gelu_approximate
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(gelu(self.c_fc(x), self.approximate)))
+
+
+class Block(nn.Module):
+    """A pre-norm Transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        kw = {"eps": config.layer_norm_eps, "bias": config.bias}
+        self.ln_1 = nn.LayerNorm(config.n_embd, **kw)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, **kw)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rotary=None, kv_cache=None):
+        x = x + self.attn(self.ln_1(x), rotary, kv_cache)
+        return x + self.mlp(self.ln_2(x))
+
+
+class GPT(PretrainedMixin, nn.Module):
+    config_class = GPTConfig
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        layers = {"wte": nn.Embedding(config.vocab_size, C)}
+        if config.pos == "learned":
+            layers["wpe"] = nn.Embedding(config.block_size, C)
+        layers["drop"] = nn.Dropout(config.dropout)
+        layers["h"] = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        layers["ln_f"] = nn.LayerNorm(C, eps=config.layer_norm_eps, bias=config.bias)
+        self.transformer = nn.ModuleDict(layers)
+        self.rotary = None
+        if config.pos == "rope":
+            self.rotary = nn.RotaryEmbedding(
+                C // config.n_head, config.block_size, config.rope_base
+            )
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self._init_weights()
+        if config.tie_weights:
+            self.lm_head.weight = self.transformer["wte"].weight  # one Parameter, two owners
+
+    def _init_weights(self) -> None:
+        """N(0, 0.02^2) weights, zero biases; residual projections N(0, (0.02/sqrt(2L))^2)."""
+        for name, p in self.named_parameters():
+            if name.endswith("bias"):
+                nn.init.zeros_(p)
+            elif p.ndim == 2:
+                std = 0.02 / math.sqrt(2 * self.config.n_layer) if "c_proj" in name else 0.02
+                nn.init.normal_(p, std=std)
+            # LayerNorm weights keep their 1s
+
+    def make_kv_cache(self) -> nn.KVCache:
+        return nn.KVCache(self.config.n_layer)
+
+    def forward(self, idx, targets=None, kv_cache=None):
+        """idx (B, T) ints -> (logits (B, T, vocab), loss or None)."""
+        idx = np.asarray(getattr(idx, "data", idx))
+        if idx.ndim != 2:
+            raise ValueError(f"idx must be (B, T) token ids, got shape {idx.shape}")
+        B, T = idx.shape
+        past = 0 if kv_cache is None else kv_cache.length
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of {past + T} positions is longer than block_size {self.config.block_size}"
+            )
+        x = self.transformer["wte"](idx)  # (B, T, C)
+        if self.config.pos == "learned":
+            x = x + self.transformer["wpe"](np.arange(past, past + T))  # (T, C) broadcasts
+        x = self.transformer["drop"](x)
+        for i, block in enumerate(self.transformer["h"]):
+            x = block(x, self.rotary, None if kv_cache is None else kv_cache[i].self_attn)
+        logits = self.lm_head(self.transformer["ln_f"](x))  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            targets = np.asarray(getattr(targets, "data", targets))
+            loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
+        return logits, loss
+
+    def num_params(self, non_embedding: bool = False) -> int:
+        """Parameter count (tied weights once). ``non_embedding=True`` leaves out the position
+        table and, when untied, the token table: lookups cost no FLOPs (nanoGPT's convention;
+        a tied token table stays in, since it is also the output layer)."""
+        n = self.num_parameters()
+        if non_embedding:
+            if "wpe" in self.transformer:
+                n -= self.transformer["wpe"].weight.numel()
+            if not self.config.tie_weights:
+                n -= self.transformer["wte"].weight.numel()
+        return n
+
+    def flops_per_token(self, seq_len: int | None = None) -> int:
+        """Training FLOPs per token, 6N + 12 L T C (see ``counting.py``)."""
+        from .counting import gpt_flops_per_token
+
+        return gpt_flops_per_token(self.config, seq_len)
