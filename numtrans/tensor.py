@@ -48,6 +48,13 @@ def _to_array(data, dtype=None) -> np.ndarray:
     return arr
 
 
+def _shape_args(args: tuple) -> tuple:
+    """``f(2, 3)`` and ``f((2, 3))`` both mean the shape (2, 3)."""
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return args
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode automatic differentiation.
 
@@ -286,7 +293,7 @@ class Tensor:
         return log_softmax(self, axis)
 
     def reshape(self, *shape):
-        return _sh.reshape(self, shape[0] if len(shape) == 1 else shape)
+        return _sh.reshape(self, _shape_args(shape))
 
     view = reshape
 
@@ -297,7 +304,7 @@ class Tensor:
         return _sh.transpose(self, dim0, dim1)
 
     def permute(self, *dims):
-        return _sh.permute(self, dims[0] if len(dims) == 1 else dims)
+        return _sh.permute(self, _shape_args(dims))
 
     @property
     def T(self):
@@ -310,7 +317,7 @@ class Tensor:
         return _sh.squeeze(self, dim)
 
     def expand(self, *shape):
-        return _sh.expand(self, shape[0] if len(shape) == 1 else shape)
+        return _sh.expand(self, _shape_args(shape))
 
     def gather(self, axis, index):
         return _sh.gather(self, axis, index)

@@ -110,6 +110,8 @@ def run_backward(root, grad=None, retain_graph: bool = False) -> None:
                     raise FloatingPointError(
                         f"anomaly: backward of op '{node._op}' produced NaN or inf"
                     )
+                if pg.dtype != parent.data.dtype:  # mixed float32/float64 ops
+                    pg = pg.astype(parent.data.dtype)
                 if pg.shape != parent.shape:  # a bug in an op's backward, never the user's
                     raise RuntimeError(
                         f"op '{node._op}' returned a gradient of shape {pg.shape} "

@@ -45,8 +45,8 @@ def softmax(x, axis: int = -1):
 
 def log_softmax(x, axis: int = -1):
     shifted = x.data - _row_max(x.data, axis)
-    with np.errstate(divide="ignore"):
-        lse = np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    lse = np.log(np.where(total == 0, 1, total))  # fully masked row: stays -inf, not NaN
     out = shifted - lse
 
     def backward(g):

@@ -103,7 +103,7 @@ def pow(a, b):
     """a ** b;  d/da = b a^(b-1),  d/db = a^b log(a) (only where a > 0 matters)."""
     from ..tensor import Tensor
 
-    if not isinstance(b, Tensor):  # the common case: a constant exponent
+    if not isinstance(b, Tensor) and np.ndim(b) == 0:  # the common case: a constant exponent
         p = float(b)
         out = a.data**p
 

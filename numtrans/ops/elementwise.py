@@ -48,8 +48,10 @@ def tanh(x):
 
 
 def sigmoid(x):
-    # 1/(1+e^-x) overflows e^-x for very negative x; tanh form is stable everywhere.
-    out = 0.5 * (1 + np.tanh(0.5 * x.data))
+    # 1/(1+e^-x) overflows e^-x for very negative x; e^x/(1+e^x) is the same value there.
+    # Both use e = e^-|x| <= 1, which never overflows and keeps relative precision in the tails.
+    e = np.exp(-np.abs(x.data))
+    out = np.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
     return make_result(out, (x,), lambda g: (g * out * (1 - out),), "sigmoid")
 
 

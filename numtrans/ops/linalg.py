@@ -37,11 +37,9 @@ def matmul(a, b):
     def backward(g):
         A = a.data[None, :] if a.ndim == 1 else a.data  # (..., m, k)
         B = b.data[:, None] if b.ndim == 1 else b.data  # (..., k, n)
-        G = g
-        if a.ndim == 1:
-            G = np.expand_dims(G, -2)
-        if b.ndim == 1:
-            G = np.expand_dims(G, -1)
+        # the output with the removed 1-D axes put back: batch + (m, n)
+        batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+        G = g.reshape(batch + (A.shape[-2], B.shape[-1]))
         ga = gb = None
         if a.requires_grad:
             ga = np.matmul(G, np.swapaxes(B, -1, -2))

@@ -116,7 +116,16 @@ def gather(x, axis, index):
     axis = axis % x.ndim
     if idx.size and (idx.min() < -x.shape[axis] or idx.max() >= x.shape[axis]):
         raise IndexError(f"gather index out of range for axis {axis} of size {x.shape[axis]}")
-    out = np.take_along_axis(x.data, idx, axis=axis)
+    if idx.ndim != x.ndim or any(
+        n > m for d, (n, m) in enumerate(zip(idx.shape, x.shape)) if d != axis
+    ):
+        raise ValueError(
+            f"gather index of shape {idx.shape} does not fit input {x.shape} (axis {axis}): "
+            "same number of dimensions, and no larger on the other axes"
+        )
+    # like torch.gather: on the other axes the index may be shorter (no broadcasting)
+    src = x.data[tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(idx.shape))]
+    out = np.take_along_axis(src, idx, axis=axis)
 
     def backward(g):
         grad = np.zeros(x.shape, dtype=g.dtype)
