@@ -42,6 +42,30 @@ from .tensor import Tensor, get_default_dtype, set_default_dtype
 
 cat = concatenate
 
+# Subpackages load on first use (``numtrans.nn``, ``numtrans.optim`` ...), keeping import fast.
+_SUBPACKAGES = {
+    "data",
+    "functional",
+    "generation",
+    "metrics",
+    "models",
+    "native",
+    "nn",
+    "optim",
+    "tokenizers",
+    "training",
+    "viz",
+}
+
+
+def __getattr__(name):
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'numtrans' has no attribute {name!r}")
+
+
 __all__ = [
     "Function",
     "GradcheckError",

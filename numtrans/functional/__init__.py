@@ -3,6 +3,7 @@
 from ..ops.elementwise import clip, masked_fill, where
 from ..ops.shape import concatenate, gather, stack
 from .activations import gelu, log_softmax, relu, sigmoid, softmax, tanh
+from .attention import scaled_dot_product_attention
 from .layers import dropout, embedding, layer_norm, linear
 from .losses import cross_entropy, mse_loss, nll_loss
 
@@ -21,6 +22,7 @@ __all__ = [
     "mse_loss",
     "nll_loss",
     "relu",
+    "scaled_dot_product_attention",
     "sigmoid",
     "softmax",
     "stack",
