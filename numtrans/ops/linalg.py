@@ -27,6 +27,13 @@ def _check(a: np.ndarray, b: np.ndarray) -> None:
         raise ValueError(
             f"matmul shape mismatch: {a.shape} @ {b.shape} (inner dimensions {ka} and {kb} differ)"
         )
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul shape mismatch: {a.shape} @ {b.shape} (batch dimensions "
+            f"{a.shape[:-2]} and {b.shape[:-2]} do not broadcast)"
+        ) from None
 
 
 def matmul(a, b):
