@@ -25,17 +25,29 @@ def _freed_graph(_grad):
     )
 
 
+_tensor_class = []  # filled on first use: tensor.py imports this module, so no import at the top
+
+
 def make_result(data: np.ndarray, parents: tuple, backward, op: str):
     """Wrap an op's output: record ``parents`` and ``backward`` if any input requires grad."""
-    from ..tensor import Tensor
+    if not _tensor_class:
+        from ..tensor import Tensor
 
-    out = Tensor.__new__(Tensor)
+        _tensor_class.append(Tensor)
+    out = object.__new__(_tensor_class[0])
     out.data = data
     out.grad = None
     out._retain = False
-    if grad_mode._state["anomaly"]:
+    state = grad_mode._state
+    if state["anomaly"]:
         _check_forward(data, op)
-    if grad_mode._state["grad_enabled"] and any(p.requires_grad for p in parents):
+    record = False
+    if state["grad_enabled"]:
+        for p in parents:  # a plain loop: this runs once per op, and any(generator) is slower
+            if p.requires_grad:
+                record = True
+                break
+    if record:
         out.requires_grad = True
         out._parents = parents
         out._backward = backward
