@@ -1,0 +1,193 @@
+"""Fused attention on NumPy arrays: input checks, then the native kernel (or the NumPy path).
+
+    out, lse = attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None)
+    dq, dk, dv = attention_backward(grad_out, q, k, v, out, lse, attn_mask, is_causal, scale)
+
+Shapes: q (B, H, N, D), k (B, H, M, D), v (B, H, M, Dv) -> out (B, H, N, Dv), lse (B, H, N),
+where ``lse[b, h, i] = log sum_j exp(s_ij)`` with ``s = scale * q k^T + mask`` (``-inf`` for a
+query whose keys are all masked; its output row and gradients are zeros). ``scale`` defaults to
+``1 / sqrt(D)``. Cross-attention (N != M) and decoding (N = 1) are fine.
+
+Masks follow PyTorch's ``F.scaled_dot_product_attention``: a boolean mask is True where a query
+may attend; a float mask is added to the scores (``-inf`` forbids). It broadcasts to
+(B, H, N, M): (N, M), (B, 1, 1, M) key padding, (1, H, N, M), ... The kernel reads it through
+zero strides, so a broadcast mask is never materialised. ``is_causal`` means query i sees keys
+j <= i (top-left aligned, as in PyTorch); giving both it and ``attn_mask`` is an error.
+
+Layout: float32 or float64 arrays of any strides (transposed, sliced, negative, read-only) are
+read in place, without a copy. Only arrays NumPy itself calls unaligned, or whose strides are
+not whole elements, are copied first.
+
+Backends: ``"cpu"`` runs the C++ kernel (``numtrans._cpu``), ``"numpy"`` the readable reference
+in ``reference.py``, ``"auto"`` the first of ``$NUMTRANS_BACKEND``, ``"cpu"`` if built, else
+``"numpy"``. For the cpu backend, ``kernel="reference"`` runs the plain scalar C++ version (the
+lesson in ``csrc/cpu/attention_reference.cpp``) and ``isa`` (or ``$NUMTRANS_CPU_ISA``) caps the
+instruction set: "avx512", "avx2" or "baseline". Threads: ``numtrans.set_num_threads`` or
+``OMP_NUM_THREADS``; the GIL is released while the kernel runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .. import backends
+from . import reference
+
+__all__ = ["attention_backward", "attention_forward", "last_isa", "resolve_backend"]
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_last_isa = [""]
+
+
+def last_isa() -> str:
+    """The instruction set the last native call ran with ("avx2", "baseline", "reference", ...)."""
+    return _last_isa[0]
+
+
+def resolve_backend(backend: str = "auto") -> str:
+    """ "auto" -> $NUMTRANS_BACKEND if set, else "cpu" when the module is built, else "numpy"."""
+    backend = (backend or "auto").lower()
+    if backend == "auto":
+        forced = os.environ.get("NUMTRANS_BACKEND", "").strip().lower()
+        if forced and forced != "auto":
+            backend = forced
+        else:
+            return "cpu" if backends.is_available("cpu") else "numpy"
+    if backend not in ("numpy", "cpu", "cuda"):
+        raise ValueError(
+            f"unknown attention backend {backend!r}; expected 'auto', 'numpy' or 'cpu'"
+        )
+    return backend
+
+
+def _kernels(backend: str):
+    """The compiled module for a native backend; it must provide attention_forward/backward."""
+    module = backends.get(backend)  # raises, saying why, when the backend is missing
+    if not hasattr(module, "attention_forward"):
+        raise NotImplementedError(
+            f"the {backend!r} module has no fused attention kernel; use backend='cpu' or 'numpy'"
+        )
+    return module
+
+
+def _array(x, name: str) -> np.ndarray:
+    x = np.asarray(getattr(x, "data", x))  # a numtrans Tensor's array, or an array-like
+    if x.ndim != 4:
+        letter = "N" if name in ("q", "grad_out", "out") else "M"
+        raise ValueError(f"{name} must have 4 dims (B, H, {letter}, D), got shape {x.shape}")
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
+        x = np.ascontiguousarray(x)  # the kernel needs whole-element strides
+    return x
+
+
+def _check(q, k, v, attn_mask, is_causal, scale):
+    """Validate everything before C++ sees it; return (q, k, v, mask view, scale as float)."""
+    q, k, v = _array(q, "q"), _array(k, "k"), _array(v, "v")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    B, H, N, D = q.shape
+    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H):
+        raise ValueError(
+            f"q, k and v must have the same batch and head dims (B, H) = {(B, H)}; "
+            f"got k {k.shape}, v {v.shape}"
+        )
+    if k.shape[3] != D:
+        raise ValueError(f"q and k must have the same head dim D: q {q.shape}, k {k.shape}")
+    M = k.shape[2]
+    if v.shape[2] != M:
+        raise ValueError(f"v must have one row per key: k {k.shape} has M={M}, v {v.shape}")
+    if scale is None:
+        if D == 0:
+            raise ValueError("head dim D is 0: pass an explicit scale")
+        scale = 1.0 / math.sqrt(D)
+    scale = float(scale)
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    mask = None
+    if attn_mask is not None:
+        if is_causal:
+            raise ValueError("pass either attn_mask or is_causal=True, not both (as in PyTorch)")
+        mask = np.asarray(getattr(attn_mask, "data", attn_mask))
+        if mask.dtype != bool:
+            if not np.issubdtype(mask.dtype, np.floating):
+                raise TypeError(f"attn_mask must be boolean or floating, got {mask.dtype}")
+            mask = mask.astype(q.dtype, copy=False)  # at its own (small) shape
+        if mask.ndim > 4:
+            raise ValueError(f"attn_mask must have at most 4 dims, got shape {mask.shape}")
+        try:
+            mask = np.broadcast_to(mask, (B, H, N, M))  # a view: broadcast axes get stride 0
+        except ValueError:
+            raise ValueError(
+                f"attn_mask of shape {mask.shape} does not broadcast to (B, H, N, M) = "
+                f"{(B, H, N, M)}"
+            ) from None
+        if not mask.flags.aligned or any(s % mask.itemsize for s in mask.strides):
+            mask = np.ascontiguousarray(mask)
+    return q, k, v, mask, scale
+
+
+def _isa(isa):
+    return os.environ.get("NUMTRANS_CPU_ISA", "") if isa is None else isa
+
+
+def attention_forward(
+    q, k, v, attn_mask=None, is_causal=False, scale=None, backend="cpu", *, kernel="fast", isa=None
+):
+    """softmax(scale q k^T + mask) v -> (out (B, H, N, Dv), lse (B, H, N)), in q's dtype."""
+    q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
+    backend = resolve_backend(backend)
+    if backend == "numpy":
+        return reference.forward_numpy(q, k, v, mask, bool(is_causal), scale)
+    if kernel not in ("fast", "reference"):
+        raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
+    out, lse, used = _kernels(backend).attention_forward(
+        q, k, v, mask, bool(is_causal), scale, _isa(isa), kernel == "reference"
+    )
+    _last_isa[0] = used
+    return out, lse
+
+
+def attention_backward(
+    grad_out,
+    q,
+    k,
+    v,
+    out,
+    lse,
+    attn_mask=None,
+    is_causal=False,
+    scale=None,
+    backend="cpu",
+    *,
+    kernel="fast",
+    isa=None,
+):
+    """Gradients (dq, dk, dv) of sum(grad_out * out); ``out`` and ``lse`` from the forward."""
+    q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
+    B, H, N, _ = q.shape
+    expected = (B, H, N, v.shape[3])
+    g = np.asarray(getattr(grad_out, "data", grad_out))
+    if g.shape != expected:
+        raise ValueError(f"grad_out must have the output's shape {expected}, got {g.shape}")
+    g = _array(g.astype(q.dtype, copy=False), "grad_out")
+    out = _array(np.asarray(out).astype(q.dtype, copy=False), "out")
+    if out.shape != expected:
+        raise ValueError(f"out must have shape {expected}, got {out.shape}")
+    lse = np.ascontiguousarray(lse, dtype=q.dtype)
+    if lse.shape != (B, H, N):
+        raise ValueError(f"lse must have shape {(B, H, N)}, got {lse.shape}")
+    backend = resolve_backend(backend)
+    if backend == "numpy":
+        return reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)
+    if kernel not in ("fast", "reference"):
+        raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
+    dq, dk, dv, used = _kernels(backend).attention_backward(
+        g, q, k, v, out, lse, mask, bool(is_causal), scale, _isa(isa), kernel == "reference"
+    )
+    _last_isa[0] = used
+    return dq, dk, dv
