@@ -14,8 +14,10 @@ def model():
     return GPT(GPTConfig(block_size=12, vocab_size=13, n_layer=2, n_head=2, n_embd=16))
 
 
-@pytest.mark.parametrize("kwargs", [{"temperature": 0}, {"temperature": 0.8, "top_k": 4},
-                                    {"temperature": 1.2, "top_p": 0.9}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"temperature": 0}, {"temperature": 0.8, "top_k": 4}, {"temperature": 1.2, "top_p": 0.9}],
+)
 def test_cached_and_uncached_generation_agree(model, kwargs):
     prompt = np.array([[1, 2, 3], [4, 5, 6]])
     # 20 new tokens > block_size 12: the window slides and the cache is rebuilt
@@ -46,8 +48,14 @@ def test_stops_at_eos_and_streams_tokens(model):
     greedy = generate(model, prompt, 10, temperature=0)
     eos = int(greedy[0, 4])  # the third generated token, used as the end token
     seen = []
-    out = generate(model, prompt, 10, temperature=0, eos_id=eos,
-                   callback=lambda tok, step: seen.append((step, int(tok[0]))))
+    out = generate(
+        model,
+        prompt,
+        10,
+        temperature=0,
+        eos_id=eos,
+        callback=lambda tok, step: seen.append((step, int(tok[0]))),
+    )
     assert out[0, -1] == eos
     assert out.shape[1] <= 2 + 3
     assert [t for _, t in seen] == out[0, 2:].tolist()

@@ -54,7 +54,14 @@ def embedding(ids, weight, padding_idx: int | None = None):
 
     def backward(g):
         grad = np.zeros_like(weight.data)
-        np.add.at(grad, idx.reshape(-1), g.reshape(-1, weight.shape[1]))
+        flat, g2 = idx.reshape(-1), g.reshape(-1, weight.shape[1])
+        if flat.size:
+            # Sum the rows of g per token id: sort by id, then one reduceat over each run of
+            # equal ids (several times faster than np.add.at, which adds row by row).
+            order = np.argsort(flat, kind="stable")
+            ids = flat[order]
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+            grad[ids[starts]] = np.add.reduceat(g2[order], starts, axis=0)
         if padding_idx is not None:
             grad[padding_idx] = 0
         return (grad,)
@@ -77,21 +84,25 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
     lead = tuple(range(x.ndim - len(shape)))
     xd = x.data
     mu = xd.mean(axis=axes, keepdims=True)
-    xc = xd - mu
-    var = (xc * xc).mean(axis=axes, keepdims=True)
+    xhat = xd - mu  # centred; scaled in place below (one full-size temporary, not three)
+    var = np.square(xhat).mean(axis=axes, keepdims=True)
     rstd = 1.0 / np.sqrt(var + eps)
-    xhat = xc * rstd
+    xhat *= rstd
     out = xhat if weight is None else xhat * weight.data
     if bias is not None:
-        out = out + bias.data
+        out = out + bias.data if weight is None else np.add(out, bias.data, out=out)
 
     def backward(g):
         dxhat = g if weight is None else g * weight.data
         gx = None
         if x.requires_grad:
             m1 = dxhat.mean(axis=axes, keepdims=True)
-            m2 = (dxhat * xhat).mean(axis=axes, keepdims=True)
-            gx = rstd * (dxhat - m1 - xhat * m2)
+            t = dxhat * xhat
+            m2 = t.mean(axis=axes, keepdims=True)
+            gx = np.multiply(xhat, m2, out=t)  # xhat * m2
+            gx += m1
+            np.subtract(dxhat, gx, out=gx)
+            gx *= rstd
         grads = [gx]
         if weight is not None:
             grads.append((g * xhat).sum(axis=lead) if weight.requires_grad else None)
