@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="versions and available backends")
     i.set_defaults(func=_info)
+
+    # the other command families: fine-tuning (pretrain-mlm, finetune, evaluate)
+    from .commands import finetune as finetune_commands
+
+    finetune_commands.register(sub)
     return parser
 
 

@@ -7,12 +7,15 @@
 
 Every model has a config dataclass, ``save_pretrained(dir)`` and ``Model.from_pretrained(dir)``
 (``pretrained.py``: JSON + safetensors, no pickle). ``counting.py`` counts parameters and FLOPs.
+``hf.py`` loads Hugging Face BERT/GPT-2 checkpoints and exports numtrans models to their naming.
 """
 
 from .bert import BertConfig, BertModel, BertModelOutput
 from .bert_heads import BertForMaskedLM, BertForSequenceClassification, ModelOutput
 from .counting import count_parameters, format_count, gpt_flops_per_token, gpt_num_params
 from .gpt import GPT, GPTConfig
+from .gpt_heads import GPTClassificationConfig, GPTForSequenceClassification
+from .hf import export_hf, load_hf_bert
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 
 __all__ = [
@@ -22,12 +25,16 @@ __all__ = [
     "BertForSequenceClassification",
     "BertModel",
     "BertModelOutput",
+    "GPTClassificationConfig",
     "GPTConfig",
+    "GPTForSequenceClassification",
     "ModelOutput",
     "Seq2SeqConfig",
     "Seq2SeqTransformer",
     "count_parameters",
+    "export_hf",
     "format_count",
     "gpt_flops_per_token",
     "gpt_num_params",
+    "load_hf_bert",
 ]

@@ -28,6 +28,8 @@ from ..functional.activations import gelu, tanh
 from ..functional.attention import scaled_dot_product_attention
 from .pretrained import PretrainedMixin
 
+POOLINGS = ("pooled", "cls", "mean")
+
 
 @dataclass
 class BertConfig:
@@ -47,8 +49,13 @@ class BertConfig:
     num_labels: int = 2  # for BertForSequenceClassification; 1 means regression
     problem_type: str | None = None  # None, "regression" or "single_label_classification"
     classifier_dropout: float | None = None  # None: use hidden_dropout_prob
+    classifier_pooling: str = "pooled"  # sentence vector: "pooled", "cls" or "mean" (bert_heads)
 
     def __post_init__(self):
+        if self.classifier_pooling not in POOLINGS:
+            raise ValueError(
+                f"classifier_pooling must be one of {POOLINGS}, got {self.classifier_pooling!r}"
+            )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size {self.hidden_size} is not divisible by "
@@ -178,6 +185,19 @@ class BertPooler(nn.Module):
 
     def forward(self, hidden):
         return tanh(self.dense(hidden[:, 0]))
+
+
+def mean_pool(hidden, attention_mask=None):
+    """Average of the real tokens' vectors: sum_t m_t h_t / sum_t m_t, (B, T, H) -> (B, H).
+
+    Sentence-transformers' pooling. Padding (m_t = 0) does not count; an all-padding row
+    gives zeros, not NaN (its count is clamped to 1).
+    """
+    if attention_mask is None:
+        return hidden.mean(axis=1)
+    m = np.asarray(getattr(attention_mask, "data", attention_mask)).astype(hidden.dtype)
+    counts = np.maximum(m.sum(axis=1, keepdims=True), 1.0)  # (B, 1)
+    return (hidden * m[:, :, None]).sum(axis=1) / counts
 
 
 def init_bert_weights(model, config: BertConfig) -> None:

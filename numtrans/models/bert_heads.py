@@ -9,7 +9,13 @@ model predicts the originals from both sides of the context:
 
 The decoder reuses the input embedding matrix (weight tying), as in BERT.
 
-``BertForSequenceClassification``: logits = classifier(dropout(pooler_output)), (B, num_labels).
+``BertForSequenceClassification``: logits = classifier(dropout(s)), (B, num_labels), where the
+sentence vector s (B, H) is chosen by ``config.classifier_pooling``:
+
+    "pooled"  tanh(dense(h[:, 0]))              BERT's pooler on [CLS] (Hugging Face's default)
+    "cls"     h[:, 0]                           the raw [CLS] vector, no extra layer
+    "mean"    sum_t m_t h_t / sum_t m_t         average of the real tokens (sentence-transformers)
+
 Loss: cross-entropy on class ids, or mean squared error for regression (``num_labels == 1`` or
 ``problem_type="regression"``; the logits are then (B, 1) and the labels floats).
 """
@@ -22,7 +28,7 @@ import numpy as np
 
 from .. import nn
 from ..functional.losses import cross_entropy, mse_loss
-from .bert import BertConfig, BertModel, activation, init_bert_weights
+from .bert import BertConfig, BertModel, activation, init_bert_weights, mean_pool
 from .pretrained import PretrainedMixin
 
 
@@ -98,7 +104,8 @@ class BertForSequenceClassification(PretrainedMixin, nn.Module):
             raise ValueError(f"unsupported problem_type {config.problem_type!r}")
         self.config = config
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
+        pooled = config.classifier_pooling == "pooled"  # only then is the pooler used
+        self.bert = BertModel(config, add_pooling_layer=pooled)
         p = config.classifier_dropout
         self.dropout = nn.Dropout(config.hidden_dropout_prob if p is None else p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -109,9 +116,18 @@ class BertForSequenceClassification(PretrainedMixin, nn.Module):
         kind = self.config.problem_type
         return kind == "regression" or (kind is None and self.num_labels == 1)
 
+    def pool(self, out, attention_mask=None):
+        """The (B, H) sentence vector the classifier reads (see the module docstring)."""
+        kind = self.config.classifier_pooling
+        if kind == "pooled":
+            return out.pooler_output
+        if kind == "cls":
+            return out.last_hidden_state[:, 0]
+        return mean_pool(out.last_hidden_state, attention_mask)
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
         out = self.bert(input_ids, token_type_ids, attention_mask)
-        logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
+        logits = self.classifier(self.dropout(self.pool(out, attention_mask)))  # (B, num_labels)
         loss = None
         if labels is not None:
             labels = np.asarray(getattr(labels, "data", labels))

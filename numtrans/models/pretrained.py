@@ -12,6 +12,7 @@ Files are written atomically (to a temporary file in the same directory, then ``
 an interrupted save never leaves a half-written checkpoint behind. A tied parameter (e.g. GPT's
 ``lm_head.weight`` = ``transformer.wte.weight``) is stored once, under its first name.
 Loading refuses a file whose tensors do not match the config, naming the tensor.
+A Hugging Face directory (its config.json has ``model_type``) is converted by ``hf.py``.
 """
 
 from __future__ import annotations
@@ -112,11 +113,16 @@ class PretrainedMixin:
             raise FileNotFoundError(f"no such model directory: {directory!r}")
         config_path = os.path.join(directory, CONFIG_NAME)
         weights_path = os.path.join(directory, WEIGHTS_NAME)
-        for path in (config_path, weights_path):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"missing {os.path.basename(path)} in {directory!r}")
+        if not os.path.isfile(config_path):
+            raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
         with open(config_path, encoding="utf-8") as f:
             values = json.load(f)
+        if "architecture" not in values and "model_type" in values:  # a Hugging Face checkpoint
+            from .hf import load_hf_pretrained
+
+            return load_hf_pretrained(cls, directory)
+        if not os.path.isfile(weights_path):
+            raise FileNotFoundError(f"missing {WEIGHTS_NAME} in {directory!r}")
         architecture = values.pop("architecture", cls.__name__)
         if architecture != cls.__name__:
             raise ValueError(

@@ -1,0 +1,154 @@
+"""``numtrans pretrain-mlm``, ``numtrans finetune`` and ``numtrans evaluate``.
+
+    numtrans pretrain-mlm [--data uci_sentiment] [--out DIR] [--max-steps N] [--key=value ...]
+    numtrans finetune --model DIR --task classify|regress --data FILE [--out DIR] [options]
+    numtrans evaluate --model DIR --data FILE [--confusion-matrix PNG] [--json FILE]
+
+``--data`` is a TSV, CSV or JSONL file of (text, label) rows (``numtrans.finetune.data``) or a
+bundled table such as ``uci_sentiment``. ``finetune`` starts from any pretrained directory
+(``pretrain-mlm``'s output, a Hugging Face BERT such as MiniLM, a GPT from ``numtrans pretrain``)
+and writes the model, its tokenizer and ``labels.json`` to ``--out``; ``evaluate`` reads them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+
+
+def register(subparsers) -> None:
+    """Add the ``pretrain-mlm``, ``finetune`` and ``evaluate`` parsers to ``subparsers``."""
+    m = subparsers.add_parser(
+        "pretrain-mlm",
+        help="pretrain a small BERT by masked language modelling",
+        description="Learn a WordPiece vocabulary and pretrain a BertForMaskedLM on a corpus. "
+        "Any field of MLMConfig can be set with --key=value (e.g. --hidden_size=256).",
+    )
+    m.add_argument("--data", default="uci_sentiment", help="a bundled corpus or a text file")
+    m.add_argument("--out", default="runs/mlm", help="where the model directory is written")
+    m.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
+    m.set_defaults(func=pretrain_mlm_command)
+
+    f = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a pretrained model for text classification or regression",
+        description="Fine-tune a pretrained BERT or GPT directory on (text, label) rows.",
+    )
+    f.add_argument("--model", required=True, help="a pretrained model directory")
+    f.add_argument("--task", default="classify", choices=["classify", "regress"])
+    f.add_argument("--data", required=True, help="TSV/CSV/JSONL of (text, label), or uci_sentiment")
+    f.add_argument("--eval-data", help="validation rows (default: --val-fraction of --data)")
+    f.add_argument("--val-fraction", type=float, default=0.1)
+    f.add_argument("--out", default="runs/finetune", help="where the fine-tuned model is written")
+    _columns(f)
+    f.add_argument("--epochs", type=float, default=3.0)
+    f.add_argument("--batch-size", type=int, default=16)
+    f.add_argument("--lr", type=float, default=5e-5, help="learning rate of the head")
+    f.add_argument("--body-lr", type=float, help="learning rate of the pretrained body")
+    f.add_argument("--freeze", action="store_true", help="train the head only")
+    f.add_argument("--freeze-embeddings", action="store_true", help="keep token embeddings fixed")
+    f.add_argument("--pooling", default="mean", choices=["mean", "cls", "pooled"])
+    f.add_argument("--max-length", type=int, default=64)
+    f.add_argument("--max-steps", type=int)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--progress", action="store_true", help="show a progress bar")
+    f.set_defaults(func=finetune_command)
+
+    e = subparsers.add_parser(
+        "evaluate",
+        help="score a fine-tuned model on labelled data",
+        description="Accuracy, macro-F1 and the confusion matrix (or MSE, MAE and Pearson r).",
+    )
+    e.add_argument("--model", required=True, help="a directory written by `numtrans finetune`")
+    e.add_argument("--data", required=True, help="TSV/CSV/JSONL of (text, label)")
+    _columns(e)
+    e.add_argument("--confusion-matrix", dest="png", help="save the confusion matrix as a PNG")
+    e.add_argument("--json", dest="json_path", help="write the metrics to a JSON file")
+    e.set_defaults(func=evaluate_command)
+
+
+def _columns(parser) -> None:
+    parser.add_argument("--text-column", help="name or 0-based index (default: text/sentence)")
+    parser.add_argument("--label-column", help="name or 0-based index (default: label)")
+
+
+def _overrides(items: list[str]) -> dict:
+    """``--hidden_size=256 --lr 3e-4`` -> {"hidden_size": 256, "lr": 0.0003}."""
+    out, i = {}, 0
+    while i < len(items):
+        key, eq, value = items[i].removeprefix("--").partition("=")
+        if not items[i].startswith("--"):
+            raise ValueError(f"unexpected argument {items[i]!r}; settings look like --key=value")
+        if not eq:
+            if i + 1 >= len(items):
+                raise ValueError(f"setting --{key} needs a value (--{key}=VALUE)")
+            value, i = items[i + 1], i + 1
+        try:
+            out[key.replace("-", "_")] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def pretrain_mlm_command(args, extra: list[str]) -> int:
+    import dataclasses
+
+    from ..finetune.mlm import MLMConfig, corpus_texts, pretrain_mlm
+
+    values = _overrides(extra)
+    if args.max_steps is not None:
+        values["max_steps"] = args.max_steps
+    known = {f.name for f in dataclasses.fields(MLMConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
+    pretrain_mlm(corpus_texts(args.data), MLMConfig(**values), out_dir=args.out)
+    return 0
+
+
+def finetune_command(args, extra: list[str]) -> int:
+    if extra:
+        raise ValueError(f"unexpected arguments {extra}")
+    from ..finetune import FinetuneConfig, finetune, read_labeled
+    from ..finetune.data import check_task
+
+    task = check_task(args.task)
+    data = read_labeled(args.data, args.text_column, args.label_column, task)
+    if args.eval_data:
+        train, val = data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
+    else:
+        train, val = data.split(args.val_fraction, args.seed)
+    cfg = FinetuneConfig(
+        task=task, pooling=args.pooling, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, body_lr=args.body_lr, freeze=args.freeze,
+        freeze_embeddings=args.freeze_embeddings, max_length=args.max_length,
+        max_steps=args.max_steps, seed=args.seed, progress=args.progress,
+    )  # fmt: skip
+    finetune(args.model, train, cfg, val=val, out_dir=args.out)
+    return 0
+
+
+def evaluate_command(args, extra: list[str]) -> int:
+    if extra:
+        raise ValueError(f"unexpected arguments {extra}")
+    from ..finetune import evaluate, format_metrics, load_finetuned, read_labeled
+
+    model, tokenizer, labels, max_length = load_finetuned(args.model)
+    data = read_labeled(args.data, args.text_column, args.label_column, labels.task)
+    m = evaluate(model, tokenizer, data, labels, max_length)
+    print(format_metrics(m))
+    if m["task"] == "classification":
+        print(m["report"])
+        print("confusion matrix (rows: true, columns: predicted)", labels.names)
+        for name, row in zip(labels.names, m["confusion_matrix"]):
+            print(f"  {name:>12}  " + " ".join(f"{v:6d}" for v in row))
+        if args.png:
+            from ..viz import plot_confusion_matrix
+
+            plot_confusion_matrix(m["confusion_matrix"], labels.names, path=args.png)
+            print(f"confusion matrix saved to {args.png}")
+    if args.json_path:
+        with open(args.json_path, "w", encoding="utf-8") as f:
+            json.dump(m, f, indent=1)
+    return 0
