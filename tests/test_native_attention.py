@@ -53,9 +53,6 @@ def oracle(q, k, v, mask, causal, scale, dout, dtype=np.float64):
     out = p @ v
     near = np.isfinite(s) & (s >= m - 30)  # the logits that carry weight
     s_eff = float(np.max(np.abs(np.where(near, s, 0.0)), initial=0.0))
-    # A row whose every logit sits near finfo.min has lost q.k to rounding in any precision
-    # (its softmax is uniform); cap the scale so the float32 floor stays finite and meaningful.
-    s_eff = min(s_eff, 1e4)
     with np.errstate(divide="ignore"):
         lse = np.where(empty, -np.inf, m + np.log(np.where(empty, 1, l)))[..., 0]
     dv = np.swapaxes(p, -1, -2) @ dout
