@@ -3,6 +3,8 @@
     numtrans pretrain [--preset quick|shakespeare|large] [--data PATH] [--key=value ...]
     numtrans generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
     numtrans info
+    numtrans pretrain-mlm | finetune | evaluate ...          (see numtrans/commands/finetune.py)
+    numtrans train-translation | translate ...              (see numtrans/commands/translate.py)
 
 Errors (a missing file, a bad setting) print one line and exit with status 2, never a traceback.
 """
@@ -131,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import finetune as finetune_commands
 
     finetune_commands.register(sub)
+    # translation (train-translation, translate)
+    from .commands import translate as translate_commands
+
+    translate_commands.register(sub)
     return parser
 
 

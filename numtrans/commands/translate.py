@@ -1,0 +1,101 @@
+"""``numtrans translate`` and ``numtrans train-translation``.
+
+    numtrans train-translation [--preset tiny|small] [--out-dir DIR] [--minutes M] [--key=value ...]
+    numtrans translate --model DIR "text" ["more text" ...] [--beam N | --greedy] [--nbest K]
+
+``train-translation`` trains an English -> Chinese Transformer on the bundled Tatoeba pairs
+(``numtrans.translation.train``; any field of ``TranslationConfig`` can be set with
+``--key=value``) and saves a model directory that ``translate`` reads. ``translate`` prints one
+translation per line, or with ``--nbest K`` the K best as ``score<TAB>translation`` lines.
+A text of ``-`` reads the sentences from standard input, one a line.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    """Add the ``translate`` and ``train-translation`` parsers to ``subparsers``."""
+    t = subparsers.add_parser(
+        "translate",
+        help="translate English to Chinese with a trained model",
+        description="Translate sentences with a model saved by `numtrans train-translation`.",
+    )
+    t.add_argument("--model", required=True, help="a directory written by train-translation")
+    t.add_argument("text", nargs="+", help="sentence(s) to translate; '-' reads stdin")
+    t.add_argument("--beam", type=int, default=None, help="beam width (default: the model's)")
+    t.add_argument("--greedy", action="store_true", help="greedy decoding (beam width 1)")
+    t.add_argument("--nbest", type=int, default=1, help="print the K best translations")
+    t.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha")
+    t.add_argument("--max-new-tokens", type=int, default=None)
+    t.set_defaults(func=translate_command)
+
+    p = subparsers.add_parser(
+        "train-translation",
+        help="train an English -> Chinese Transformer on the Tatoeba pairs",
+        description="Train a Seq2SeqTransformer on the bundled Tatoeba English-Chinese pairs. "
+        "Any field of TranslationConfig can be set with --key=value (e.g. --d_model=128).",
+    )
+    p.add_argument("--preset", default="small", help="tiny | small")
+    p.add_argument("--out-dir", dest="out_dir", help="where the model directory is written")
+    p.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
+    p.add_argument("--minutes", dest="time_limit", type=float, help="training time limit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=train_command)
+
+
+def _texts(args) -> list[str]:
+    if args.text == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    else:
+        texts = list(args.text)
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("nothing to translate: give a non-empty sentence")
+    return texts
+
+
+def translate_command(args, extra: list[str]) -> int:
+    if extra:
+        raise ValueError(f"unexpected arguments {extra}")
+    if args.greedy and args.beam not in (None, 1):
+        raise ValueError(f"--greedy and --beam {args.beam} contradict each other")
+    if args.beam is not None and args.beam < 1:
+        raise ValueError(f"--beam must be >= 1, got {args.beam}")
+    if args.nbest < 1:
+        raise ValueError(f"--nbest must be >= 1, got {args.nbest}")
+    if args.greedy and args.nbest > 1:
+        raise ValueError("--nbest needs beam search; drop --greedy")
+    from ..translation import Translator
+
+    translator = Translator.load(args.model)
+    texts = _texts(args)
+    kwargs = {"alpha": args.length_penalty, "max_new_tokens": args.max_new_tokens}
+    beam = 1 if args.greedy else args.beam
+    if args.nbest > 1:
+        for text, found in zip(
+            texts, translator.translate_nbest(texts, args.nbest, beam_size=beam, **kwargs)
+        ):
+            if len(texts) > 1:
+                print(f"# {text}")
+            for translation, score in found:
+                print(f"{score:.4f}\t{translation}")
+        return 0
+    for translation in translator.translate(texts, beam_size=beam, **kwargs):
+        print(translation)
+    return 0
+
+
+def train_command(args, extra: list[str]) -> int:
+    from ..cli import _parse_overrides
+    from ..translation.train import make_config, run
+
+    overrides = _parse_overrides(extra)
+    for key in ("out_dir", "max_steps", "time_limit"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    if args.no_progress:
+        overrides["progress"] = False
+    run(make_config(args.preset, overrides))
+    return 0
