@@ -1,0 +1,19 @@
+"""Turning a trained model into text.
+
+* ``sampling.py``: choosing the next token (greedy, temperature, top-k, top-p);
+* ``generate.py``: the autoregressive loop for GPT, with or without the KV cache;
+* ``beam_search.py``: greedy and beam search (n-best, length penalty) for encoder-decoder models.
+"""
+
+from .beam_search import beam_search, greedy_search
+from .generate import generate
+from .sampling import filter_top_k, filter_top_p, sample_next
+
+__all__ = [
+    "beam_search",
+    "filter_top_k",
+    "filter_top_p",
+    "generate",
+    "greedy_search",
+    "sample_next",
+]
