@@ -38,6 +38,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
+from _common import blas_line, limit_blas_threads  # noqa: E402
 
 import numtrans as nt  # noqa: E402
 from numtrans.functional import _dispatch  # noqa: E402
@@ -47,28 +48,9 @@ from numtrans.models.gpt import GPT, GPTConfig  # noqa: E402
 TARGET = 5.0
 
 
-def blas_line() -> str:
-    try:
-        import threadpoolctl
-    except ImportError:
-        return "NumPy BLAS: (threadpoolctl not installed)"
-    for info in threadpoolctl.threadpool_info():
-        if info.get("user_api") == "blas":
-            return (
-                f"NumPy {np.__version__} BLAS: {info.get('internal_api')} {info.get('version')}, "
-                f"kernel {info.get('architecture')}, {info.get('num_threads')} threads"
-            )
-    return "NumPy BLAS: not found by threadpoolctl"
-
-
 def main() -> int:
     args = ARGS
-    try:
-        import threadpoolctl
-
-        limiter = threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas")
-    except ImportError:
-        limiter = None
+    limiter = limit_blas_threads(args.threads)
     n_ctx = max(256, args.tokens)  # prompt + tokens - 1 positions are ever fed to the model
     nt.manual_seed(0)
     model = GPT(

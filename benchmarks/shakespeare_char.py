@@ -46,37 +46,19 @@ ARGS = parse_args()
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 
-import numpy as np  # noqa: E402
+
+# preset -> (validation loss target in nats/char, wall-time limit in seconds or None)
+from _common import blas_line, limit_blas_threads  # noqa: E402
 
 from numtrans.functional import _dispatch  # noqa: E402
 from numtrans.training.pretrain import PRESETS, make_config, run  # noqa: E402
 
-# preset -> (validation loss target in nats/char, wall-time limit in seconds or None)
 TARGETS = {"shakespeare": (1.90, None), "large": (1.60, 30 * 60)}
-
-
-def blas_line() -> str:
-    try:
-        import threadpoolctl
-    except ImportError:
-        return "NumPy BLAS: (threadpoolctl not installed)"
-    for info in threadpoolctl.threadpool_info():
-        if info.get("user_api") == "blas":
-            return (
-                f"NumPy {np.__version__} BLAS {info.get('internal_api')} {info.get('version')}, "
-                f"kernel {info.get('architecture')}, {info.get('num_threads')} threads"
-            )
-    return "NumPy BLAS: not found by threadpoolctl"
 
 
 def main() -> int:
     args = ARGS
-    try:
-        import threadpoolctl
-
-        limiter = threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas")
-    except ImportError:
-        limiter = None
+    limiter = limit_blas_threads(args.threads)
     out_dir = args.out_dir or os.path.join(tempfile.gettempdir(), f"numtrans-bench-{args.preset}")
     overrides = {"out_dir": out_dir, "seed": args.seed, "progress": False}
     if args.max_steps is not None:
