@@ -130,3 +130,15 @@ def test_interrupt_says_where_the_last_checkpoint_is(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "interrupted at step 3" in err and "step-000002" in err
     assert ckpt.latest_checkpoint(tmp_path / "ckpt").name == "step-000002"
+
+
+def test_a_run_shorter_than_the_preset_warmup_still_builds():
+    cfg = make_config("quick", {"max_steps": 3, "n_layer": 1, "n_embd": 8, "n_head": 2})
+    assert cfg.warmup_steps > cfg.max_steps
+    _, opt, sched = build(cfg, VOCAB)
+    lrs = []
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert max(lrs) <= cfg.learning_rate and lrs[-1] >= 0

@@ -145,8 +145,10 @@ def build(cfg: PretrainConfig, vocab_size: int):
     )
     groups = param_groups_for_weight_decay(model.named_parameters(), cfg.weight_decay)
     optimizer = AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2))
+    # a short run (e.g. --max-steps 20 with the quick preset) keeps its warmup shorter than itself
+    warmup = min(cfg.warmup_steps, max(cfg.max_steps - 1, 0))
     scheduler = WarmupCosineLR(
-        optimizer, warmup_steps=cfg.warmup_steps, total_steps=cfg.max_steps, min_lr=cfg.min_lr
+        optimizer, warmup_steps=warmup, total_steps=cfg.max_steps, min_lr=cfg.min_lr
     )
     return model, optimizer, scheduler
 
