@@ -54,7 +54,10 @@ def default_loss_fn(model, batch):
 
 
 def _count_tokens(batch) -> int:
-    first = batch[0] if isinstance(batch, (tuple, list)) else next(iter(batch.values()))
+    if isinstance(batch, dict):  # e.g. translation: count source and target tokens
+        keys = [k for k in ("input_ids", "src_ids", "tgt_ids") if k in batch] or [next(iter(batch))]
+        return sum(int(np.asarray(getattr(batch[k], "data", batch[k])).size) for k in keys)
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
     return int(np.asarray(getattr(first, "data", first)).size)
 
 
