@@ -17,7 +17,7 @@ import os
 import sys
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def parse_overrides(items: list[str]) -> dict:
     """``--n_layer=6 --dropout 0.1 --top_k=None`` -> {"n_layer": 6, "dropout": 0.1, "top_k": None}."""
     out, i = {}, 0
     while i < len(items):
@@ -37,15 +37,22 @@ def _parse_overrides(items: list[str]) -> dict:
     return out
 
 
-def _pretrain(args, extra: list[str]) -> int:
-    from .training.pretrain import make_config, run
-
-    overrides = _parse_overrides(extra)
-    for key in ("data", "out_dir", "max_steps"):
+def collect_overrides(args, extra: list[str], keys: tuple[str, ...]) -> dict:
+    """Settings from ``--key=value`` items plus the named options (``keys``, ``--no-progress``)
+    that were given on the command line; shared by every training command."""
+    overrides = parse_overrides(extra)
+    for key in keys:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     if args.no_progress:
         overrides["progress"] = False
+    return overrides
+
+
+def _pretrain(args, extra: list[str]) -> int:
+    from .training.pretrain import make_config, run
+
+    overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
     run(cfg, resume=args.resume)
     return 0

@@ -88,14 +88,9 @@ def translate_command(args, extra: list[str]) -> int:
 
 
 def train_command(args, extra: list[str]) -> int:
-    from ..cli import _parse_overrides
+    from ..cli import collect_overrides
     from ..translation.train import make_config, run
 
-    overrides = _parse_overrides(extra)
-    for key in ("out_dir", "max_steps", "time_limit"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    if args.no_progress:
-        overrides["progress"] = False
+    overrides = collect_overrides(args, extra, ("out_dir", "max_steps", "time_limit"))
     run(make_config(args.preset, overrides))
     return 0
