@@ -189,6 +189,7 @@ def test_auto_resolves_to_numpy_without_native(monkeypatch):
 
 
 def test_native_package_without_fused_attention_counts_as_absent(monkeypatch):
+    monkeypatch.setattr(_dispatch, "_found", [])  # forget an earlier successful import
     monkeypatch.setattr(_dispatch.importlib, "import_module", lambda name: types.SimpleNamespace())
     assert _dispatch._native_module() is None and not _dispatch.native_available()
 

@@ -25,14 +25,22 @@ from .. import backends
 BACKENDS = ("numpy", "cpu", "cuda")
 
 
+_found = []  # numtrans.native once it has been imported successfully (this runs per attention call)
+
+
 def _native_module():
     """``numtrans.native`` if it can be imported and provides ``fused_attention``, else None
     (it is optional; a half-installed package without the function counts as absent)."""
+    if _found:
+        return _found[0]
     try:
         module = importlib.import_module("numtrans.native")
     except ImportError:
         return None
-    return module if callable(getattr(module, "fused_attention", None)) else None
+    if not callable(getattr(module, "fused_attention", None)):
+        return None
+    _found.append(module)
+    return module
 
 
 def native_available(name: str = "cpu") -> bool:

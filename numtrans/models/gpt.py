@@ -86,10 +86,11 @@ class CausalSelfAttention(nn.Module):
         if kv_cache is not None:
             k, v = kv_cache.fetch(lambda: (k, v))  # all keys so far: (B, H, past + T, hs)
         # Without earlier positions this is the plain causal mask; after `past` cached
-        # positions the new queries sit at past..past+T-1 and see every cached key.
-        mask = None if past == 0 else causal_mask(T, past + T, offset=past)
+        # positions the new queries sit at past..past+T-1 and see every cached key (a single
+        # new token, the usual decoding step, sees all of them: no mask at all).
+        mask = None if past == 0 or T == 1 else causal_mask(T, past + T, offset=past)
         y = scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=past == 0,
+            q, k, v, attn_mask=mask, is_causal=past == 0 and T > 1,
             dropout_p=self.dropout if self.training else 0.0,
         )  # fmt: skip
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again

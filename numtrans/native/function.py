@@ -22,7 +22,8 @@ __all__ = ["FusedAttention", "fused_attention"]
 
 def _to_4d(x: np.ndarray, lead: tuple) -> np.ndarray:
     """View (..., T, E) with leading dims `lead` as (B, H, T, E) (broadcasting x if needed)."""
-    x = np.broadcast_to(x, lead + x.shape[-2:])
+    if x.shape[:-2] != lead:
+        x = np.broadcast_to(x, lead + x.shape[-2:])
     if len(lead) <= 2:
         return x.reshape((1,) * (2 - len(lead)) + x.shape)
     return x.reshape((int(np.prod(lead[:-1])), lead[-1]) + x.shape[-2:])

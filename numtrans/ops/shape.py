@@ -46,9 +46,11 @@ def permute(x, dims):
 
 
 def transpose(x, dim0=-2, dim1=-1):
+    """Swap two axes. A swap is its own inverse, so the backward swaps the same two axes."""
     dims = list(range(x.ndim))
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-    return permute(x, dims)
+    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]  # IndexError for an axis out of range
+    dims = tuple(dims)
+    return make_result(x.data.transpose(dims), (x,), lambda g: (g.transpose(dims),), "transpose")
 
 
 def unsqueeze(x, dim):
@@ -177,9 +179,19 @@ def split(x, split_size_or_sections, axis=0):
         if sum(sizes) != n:
             raise ValueError(f"split sections {sizes} do not add up to {n} (axis {axis})")
     pieces, start = [], 0
+    lead = (slice(None),) * (axis % x.ndim)
     for size in sizes:
-        index = [slice(None)] * x.ndim
-        index[axis] = slice(start, start + size)
-        pieces.append(getitem(x, tuple(index)))
+        pieces.append(_slice(x, lead + (slice(start, start + size),)))
         start += size
     return pieces
+
+
+def _slice(x, index):
+    """x[index] for a tuple of slices (a view): getitem without its index inspection."""
+
+    def backward(g):
+        grad = np.zeros(x.shape, dtype=g.dtype)
+        grad[index] = g
+        return (grad,)
+
+    return make_result(x.data[index], (x,), backward, "getitem")
