@@ -93,6 +93,11 @@ def main() -> int:
     tokens = steps * cfg.batch_size * cfg.block_size * cfg.grad_accum_steps
     target, limit = TARGETS[args.preset]
     best = result["best_val_loss"]
+    reached = [
+        (step, sec)
+        for step, val, sec in zip(history["step"], history["val_loss"], history["elapsed"])
+        if val is not None and val <= target
+    ]
 
     rows = [
         (
@@ -105,6 +110,12 @@ def main() -> int:
         ("wall time", f"{wall:,.1f} s (whole job: data, training, evaluations, save, sample)"),
         ("best validation loss", f"{best:.4f} nats/char"),
         ("final validation loss", f"{vals[-1]:.4f} nats/char" if vals else "-"),
+        (
+            f"first at <= {target:.2f}",
+            f"step {reached[0][0]:,}, {reached[0][1] / 60:.1f} min into training"
+            if reached
+            else "never",
+        ),
         (
             "tokens / s",
             f"{tokens / wall:,.0f} overall; median of logged training intervals "

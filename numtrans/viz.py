@@ -78,7 +78,8 @@ def plot_history(history: dict, path=None):
     "train_loss": [...], "val_loss": [...], "lr": [...]}``.
 
     Panels, top to bottom: every key containing "loss" on one axis; any other metric
-    (e.g. "val_acc") on a second axis; "lr" on its own panel when present. The x-axis is
+    (e.g. "val_acc") on a second axis; "lr" on its own panel when present ("elapsed", the
+    Trainer's seconds of training, is not drawn). The x-axis is
     ``history["step"]`` (or the list index). ``None``/NaN entries (e.g. val_loss measured
     only every 100 steps) are skipped, so sparse series are drawn as points joined by lines.
     """
@@ -99,6 +100,7 @@ def plot_history(history: dict, path=None):
                 f"history[{key!r}] has {len(arr)} values, expected {n} like the others"
             )
     steps = series.pop("step", np.arange(n, dtype=np.float64))
+    series.pop("elapsed", None)  # the Trainer's wall clock: a time axis, not a curve
     panels = [
         ("loss", [k for k in series if "loss" in k]),
         ("metric", [k for k in series if "loss" not in k and k != "lr"]),

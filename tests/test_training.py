@@ -63,10 +63,25 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, capsys):
 
     assert second.history["train_loss"] == straight.history["train_loss"]
     assert second.history["val_loss"] == straight.history["val_loss"]
+    # the wall clock goes on from the checkpoint's time instead of starting again at 0
+    elapsed = second.history["elapsed"]
+    assert len(elapsed) == len(second.history["step"]) == len(straight.history["step"])
+    assert None not in elapsed and elapsed == sorted(elapsed) and elapsed[0] > 0
     for (name, a), (_, b) in zip(
         straight.model.state_dict().items(), second.model.state_dict().items()
     ):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_history_from_before_the_elapsed_column_still_trains(tmp_path):
+    t = _setup(tmp_path, 4)
+    t.train(until=2)
+    n = len(t.history["step"])
+    del t.history["elapsed"]  # a checkpoint written by an older numtrans
+    t.train()
+    assert t.history["elapsed"][:n] == [None] * n
+    assert len(t.history["elapsed"]) == len(t.history["step"]) > n
+    assert all(e is not None for e in t.history["elapsed"][n:])
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):

@@ -70,19 +70,18 @@ PRESETS: dict[str, dict] = {
     },
     # nanoGPT's CPU configuration (see the module docstring)
     "shakespeare": {},
-    # a larger model for a better validation loss in about half an hour
+    # the best validation loss we found for half an hour on a 2-core CPU (see README): nanoGPT's
+    # small model with 5x the tokens per step (32 x 128), rotary positions (they learn far faster than
+    # learned ones: 2.18 vs 2.49 after 100 steps) and a high learning rate
     "large": {
-        "n_layer": 6,
-        "n_head": 6,
-        "n_embd": 192,
         "block_size": 128,
         "batch_size": 32,
-        "max_steps": 3000,
-        "learning_rate": 2e-3,
-        "min_lr": 2e-4,
-        "warmup_steps": 200,
-        "dropout": 0.1,
-        "eval_interval": 250,
+        "pos": "rope",
+        "max_steps": 1400,
+        "learning_rate": 6e-3,
+        "min_lr": 6e-4,
+        "warmup_steps": 100,
+        "eval_interval": 200,
         "out_dir": "runs/large",
     },
 }

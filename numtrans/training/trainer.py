@@ -82,6 +82,7 @@ class Trainer:
             "val_loss": [],
             "lr": [],
             "tokens_per_sec": [],
+            "elapsed": [],  # seconds of training so far (summed over resumed runs)
         }
         self.best_val = math.inf
         self._bad_evals = 0
@@ -132,6 +133,8 @@ class Trainer:
         say = bar.write if bar is not None else print
         self.model.train()
         t0, tokens_since = time.perf_counter(), 0
+        done = [e for e in self.history.get("elapsed", []) if e is not None]
+        self._clock = (time.perf_counter(), done[-1] if done else 0.0)  # (start, seconds before)
         try:
             while self.step < last:
                 loss, tokens = self.train_step()
@@ -184,6 +187,9 @@ class Trainer:
         return False
 
     def _record(self, **values) -> None:
+        start, before = getattr(self, "_clock", (time.perf_counter(), 0.0))
+        values["elapsed"] = before + time.perf_counter() - start
+        self.history.setdefault("elapsed", [None] * len(self.history["step"]))  # old checkpoints
         for key in self.history:
             self.history[key].append(values.get(key))
 
