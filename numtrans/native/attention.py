@@ -18,9 +18,12 @@ Layout: float32 or float64 arrays of any strides (transposed, sliced, negative, 
 read in place, without a copy. Only arrays NumPy itself calls unaligned, or whose strides are
 not whole elements, are copied first.
 
-Backends: ``"cpu"`` runs the C++ kernel (``numtrans._cpu``), ``"numpy"`` the readable reference
-in ``reference.py``, ``"auto"`` the first of ``$NUMTRANS_BACKEND``, ``"cpu"`` if built, else
-``"numpy"``. For the cpu backend, ``kernel="reference"`` runs the plain scalar C++ version (the
+Backends: ``"cpu"`` runs the C++ kernel (``numtrans._cpu``), ``"cuda"`` the GPU kernel
+(``numtrans._cuda``; the arrays are copied to the GPU and back: ``numtrans.native.cuda`` takes
+device arrays without copying), ``"numpy"`` the readable reference in ``reference.py``,
+``"auto"`` the first of ``$NUMTRANS_BACKEND``, ``"cpu"`` if built, else ``"numpy"``. For the cuda
+backend, ``deterministic=True`` makes the backward bitwise repeatable (its default adds dq with
+atomics). For the cpu backend, ``kernel="reference"`` runs the plain scalar C++ version (the
 lesson in ``csrc/cpu/attention_reference.cpp``) and ``isa`` (or ``$NUMTRANS_CPU_ISA``) caps the
 instruction set: "avx512", "avx2" or "baseline". Threads: ``numtrans.set_num_threads`` or
 ``OMP_NUM_THREADS``; the GIL is released while the kernel runs.
@@ -58,7 +61,7 @@ def resolve_backend(backend: str = "auto") -> str:
             return "cpu" if backends.is_available("cpu") else "numpy"
     if backend not in ("numpy", "cpu", "cuda"):
         raise ValueError(
-            f"unknown attention backend {backend!r}; expected 'auto', 'numpy' or 'cpu'"
+            f"unknown attention backend {backend!r}; expected 'auto', 'numpy', 'cpu' or 'cuda'"
         )
     return backend
 
@@ -131,8 +134,10 @@ def _check(q, k, v, attn_mask, is_causal, scale):
     return q, k, v, mask, scale
 
 
-def _isa(isa):
-    return os.environ.get("NUMTRANS_CPU_ISA", "") if isa is None else isa
+def _isa(isa, backend="cpu"):
+    if isa is None and backend == "cpu":
+        return os.environ.get("NUMTRANS_CPU_ISA", "")
+    return isa or ""
 
 
 def attention_forward(
@@ -146,7 +151,7 @@ def attention_forward(
     if kernel not in ("fast", "reference"):
         raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
     out, lse, used = _kernels(backend).attention_forward(
-        q, k, v, mask, bool(is_causal), scale, _isa(isa), kernel == "reference"
+        q, k, v, mask, bool(is_causal), scale, _isa(isa, backend), kernel == "reference"
     )
     _last_isa[0] = used
     return out, lse
@@ -166,8 +171,12 @@ def attention_backward(
     *,
     kernel="fast",
     isa=None,
+    deterministic=False,
 ):
-    """Gradients (dq, dk, dv) of sum(grad_out * out); ``out`` and ``lse`` from the forward."""
+    """Gradients (dq, dk, dv) of sum(grad_out * out); ``out`` and ``lse`` from the forward.
+
+    ``deterministic`` only matters for the cuda backend (the cpu kernel always is).
+    """
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
     B, H, N, _ = q.shape
     expected = (B, H, N, v.shape[3])
@@ -186,8 +195,11 @@ def attention_backward(
         return reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)
     if kernel not in ("fast", "reference"):
         raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
+    variant = _isa(isa, backend)
+    if backend == "cuda" and deterministic:
+        variant = "deterministic"
     dq, dk, dv, used = _kernels(backend).attention_backward(
-        g, q, k, v, out, lse, mask, bool(is_causal), scale, _isa(isa), kernel == "reference"
+        g, q, k, v, out, lse, mask, bool(is_causal), scale, variant, kernel == "reference"
     )
     _last_isa[0] = used
     return dq, dk, dv
