@@ -5,16 +5,17 @@
 Needs a GPU, PyTorch with CUDA and numtrans built with its CUDA module (NUMTRANS_CUDA=ON). Both
 implementations get the same torch CUDA tensors (numtrans reads them in place, without copies).
 For each shape, causal or not, float32, and pass (forward; backward alone, given the forward's
-results; forward + backward), each implementation is timed with CUDA events around every call,
-after warm-up calls, cycling through three sets of inputs (so that no call finds its inputs in
-the 50-60 MB L2 cache left by the previous one); the table shows medians.
+results; forward + backward), each implementation is timed with CUDA events around one call on
+each of three sets of inputs, queued back to back (so that no call finds its inputs in the
+50-60 MB L2 cache left by the previous one, and Python's overhead overlaps GPU work), after
+warm-up calls; the table shows medians per call.
 
 TFLOP/s counts 4 B H N^2 D for the forward (half when causal) and 2.5x that for the backward,
 FlashAttention-2's convention, so recomputation is not credited. "speed" is PyTorch's time over
 numtrans' time (above 1: numtrans is faster); the targets are 0.7 for the forward and 0.5 for
-the backward. PyTorch picks its own kernel: for float32 that is its memory-efficient attention,
-which on sm80+ GPUs runs its products on tensor cores in the 3xTF32 scheme (float32 accuracy from
-three TF32 products), while numtrans uses plain float32 FMA units.
+the backward. PyTorch picks its own kernel: for float32 on sm80+ GPUs that should be its
+memory-efficient attention, which by its source runs the products on tensor cores in the 3xTF32
+scheme (float32 accuracy from three TF32 products), while numtrans uses plain float32 FMA units.
 """
 
 from __future__ import annotations
@@ -37,18 +38,21 @@ def flops(shape, causal, kind):
 
 
 def timed(torch, call, sets, budget_s, warmup=3, reps=25, min_reps=5):
-    """Median milliseconds of call(inputs) over rotating input sets, CUDA events per call."""
+    """Median milliseconds per call: each sample times one call on each input set, queued back
+    to back between two CUDA events (so that Python's overhead of one call overlaps the GPU work
+    of the previous one, as in a real model), divided by the number of sets."""
     for i in range(warmup):
         call(sets[i % len(sets)])
     torch.cuda.synchronize()
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     times, t0 = [], time.perf_counter()
-    for i in range(reps):
+    for _ in range(reps):
         start.record()
-        call(sets[i % len(sets)])
+        for s in sets:
+            call(s)
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(start.elapsed_time(end) / len(sets))
         if len(times) >= min_reps and time.perf_counter() - t0 > budget_s:
             break
     return statistics.median(times), len(times)
@@ -153,9 +157,7 @@ def main():
     cells = len(shapes) * 2 * 7
     if args.time_limit:  # timed reps take about half of a cell's time (set-up, warm-up)
         args.budget = max(0.1, min(args.budget, 0.5 * args.time_limit / cells))
-    print(
-        f"timing: CUDA events per call, medians, 3 rotating input sets, ~{args.budget:.2f}s per cell"
-    )
+    print(f"timing: CUDA events, 3 input sets per sample, medians, ~{args.budget:.2f}s per cell")
     print()
     header = (
         f"{'B,H,N,D':>16} {'causal':>6} {'pass':>7} {'impl':>13} {'ms':>9} {'TFLOP/s':>8} "

@@ -23,15 +23,27 @@
 // through a small per-warp buffer (a __syncwarp, not a block-wide barrier, is enough).
 //
 // The exponentials use exp2 with log2(e) folded into the scale (see Args in attention_tile.cuh):
-// one multiply-add and one exp2 per score, and exp2 is a single hardware instruction (MUFU.EX2)
-// in float32. The running max is kept in the same units.
+// x = q.k * (scale log2 e), p = exp2(x - m), and in float32 exp2 is one hardware instruction
+// (MUFU.EX2) where exp would need a multiply first. The running max m is kept in the same units.
+// (With an additive mask the scores stay in natural units; see Args for why.)
 //
 // A row whose keys are all masked keeps m = -inf. Using 0 in its place (FlashAttention's
 // softmax.h does the same) turns exp2(-inf - (-inf)) = NaN into exp2(-inf - 0) = 0, so such a row
 // ends with l = 0, and we write out = 0 and lse = -inf without a special case in the loop.
 //
+// Masks (a boolean or additive (B, H, N, M) view, zero strides where broadcast), the causal
+// diagonal and the ragged last key tile are staged per tile in shared memory as one number per
+// score (attention_tile.cuh: load_mask_tile); interior tiles of unmasked problems skip that.
+//
 // Causal problems launch the last query tiles first: they have the most key tiles, and starting
 // the longest blocks first keeps the last wave of blocks short.
+//
+// What this kernel does not do (yet): the products run on the plain float32 FMA units. Tensor
+// cores in TF32 would be several times faster but round the inputs to 10-bit mantissas, which
+// fails the float32 accuracy rule of the tests; PyTorch's float32 kernel uses "3xTF32" (three
+// TF32 products that recover float32 accuracy), the natural next step here. Nor does it overlap
+// the loads of tile j + 1 with the arithmetic on tile j (cp.async double buffering): the other
+// thread blocks on the multiprocessor (2 or 3) hide part of that latency instead.
 #include <cuda_runtime.h>
 
 #include <cmath>

@@ -23,8 +23,9 @@
 // with the same rg read the same address (a broadcast).
 //
 // Registers are the scarce resource: a thread keeps its TM x TN scores and its TM x DP/8 slice of
-// the output. The tables below keep that near 100-130 32-bit registers of accumulators; the
-// element type double takes twice the registers, hence smaller tiles.
+// the output. The tables below keep the accumulators to about 50-130 32-bit registers (the
+// compiler needs about as many again for operands and addresses); the element type double takes
+// twice the registers per number, hence smaller tiles.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -50,7 +51,9 @@ constexpr int padded_head_dim(int d) {
   return d <= 32 ? 32 : d <= 64 ? 64 : d <= 128 ? 128 : d <= 256 ? 256 : 0;
 }
 
-// Forward: tm query rows per thread, tn keys per lane.
+// Forward: tm query rows per thread, tn keys per lane. (float32, head dim 64: 64 x 64 tiles, a
+// thread holds 4 x 8 scores and a 4 x 8 slice of O. 8 x 8 per thread needs a third fewer
+// shared-memory reads per multiply-add, but over 200 registers: it spilled, and fits fewer blocks.)
 constexpr TileShape forward_shape(int bytes, int dp) {
   if (bytes == 4) return dp <= 64 ? TileShape{4, 8} : dp == 128 ? TileShape{4, 4} : TileShape{2, 4};
   return dp == 32 ? TileShape{4, 8} : dp == 64 ? TileShape{4, 4} : dp == 128 ? TileShape{2, 4}

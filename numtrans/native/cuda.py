@@ -80,6 +80,14 @@ def _cuda_array(x, name: str):
 
 def _describe(x, name: str):
     """(pointer, shape, strides in elements (0 on size-1 dims), dtype) of a CUDA array."""
+    if _library(x) == "torch":  # the same numbers as the interface, without building its dict
+        try:
+            dtype = np.dtype(str(x.dtype).removeprefix("torch."))
+        except TypeError:  # bfloat16, ...: no NumPy dtype
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype}") from None
+        shape = tuple(x.shape)
+        elems = tuple(0 if n == 1 else s for n, s in zip(shape, x.stride()))
+        return x.data_ptr(), shape, elems, dtype
     cai = x.__cuda_array_interface__
     shape = tuple(int(n) for n in cai["shape"])
     dtype = np.dtype(cai["typestr"])
