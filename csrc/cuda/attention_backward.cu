@@ -8,7 +8,7 @@
 //
 // Three kernels:
 //
-//   1. preprocess        one warp per query row: D_i = rowsum(dO * O), and lse in the units of
+//   1. preprocess        one thread per query row: D_i = rowsum(dO * O), and lse in the units of
 //                        the scores (+inf for a fully masked row, so that P = exp2(-inf) = 0 there)
 //   2. dK, dV            one thread block per (key tile, batch x head); the block walks down the
 //                        query tiles (from the causal diagonal on) and keeps its dK and dV tiles
@@ -47,7 +47,11 @@ namespace gpu {
 
 // ------------------------------------------------------------------------ 1. preprocess ----
 // delta[r] = sum_d dout[r, d] out[r, d];  lrow[r] = lse[r] / w (+inf where lse = -inf), for the
-// rows r = (b H + h) N + i. Eight warps per block, one row per warp.
+// rows r = (b H + h) N + i, one thread per row. The sum runs over d = 0, 1, ... one fused
+// multiply-add at a time: the order in which dot_tile computes dP = dO . v. Where a row's
+// probabilities are exactly one-hot (a single visible key: then out = v exactly), dP - D is then
+// exactly 0, as it should be; summed in another order, float32 rounding would leave ~1e-6 there,
+// multiplied into dq and dk.
 template <typename T>
 __global__ void __launch_bounds__(256)
     attention_backward_preprocess_kernel(std::int64_t H, std::int64_t N, std::int64_t Dv,
@@ -55,21 +59,16 @@ __global__ void __launch_bounds__(256)
                                          const T* __restrict__ lse, T inv_w,
                                          T* __restrict__ delta, T* __restrict__ lrow,
                                          std::int64_t rows) {
-  const std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * 8 + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (r >= rows) return;  // the whole warp leaves together
+  const std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * 256 + threadIdx.x;
+  if (r >= rows) return;
   const std::int64_t bh = r / N, i = r % N, b = bh / H, h = bh % H;
   const T* g = dout.row(b, h, i);
   const T* o = out.row(b, h, i);
   T sum = T(0);
-  for (std::int64_t d = lane; d < Dv; d += 32) sum = tfma(g[d * dout.s3], o[d * out.s3], sum);
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-  if (lane == 0) {
-    delta[r] = sum;
-    const T l = lse[r];
-    lrow[r] = l == neg_inf<T>() ? T(INFINITY) : l * inv_w;
-  }
+  for (std::int64_t d = 0; d < Dv; ++d) sum = tfma(g[d * dout.s3], o[d * out.s3], sum);
+  delta[r] = sum;
+  const T l = lse[r];
+  lrow[r] = l == neg_inf<T>() ? T(INFINITY) : l * inv_w;
 }
 
 // -------------------------------------------------------------------------- 2. dK and dV ----
@@ -389,7 +388,7 @@ void attention_backward(const Problem<T>& p, const View4<T>& dout, const View4<T
   T* lrow = workspace + rows;
   if (rows > 0) {
     const T inv_w = static_cast<T>(p.mask_kind == kAddMask ? 1.0 : 1.4426950408889634);
-    const std::int64_t blocks = checked_grid((rows + 7) / 8, "attention backward");
+    const std::int64_t blocks = checked_grid((rows + 255) / 256, "attention backward");
     attention_backward_preprocess_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
         p.H, p.N, p.Dv, dout, out, lse, inv_w, delta, lrow, rows);
     check_launch("attention backward preprocess kernel");
