@@ -196,7 +196,7 @@ def test_native_package_without_fused_attention_counts_as_absent(monkeypatch):
 
 def test_dispatch_rules(monkeypatch):
     monkeypatch.delenv("NUMTRANS_BACKEND", raising=False)
-    with pytest.raises(ValueError, match="unknown attention backend"):
+    with pytest.raises(ValueError, match="unknown backend"):
         _dispatch.resolve_backend("tpu")
     with pytest.raises(ValueError, match="no attention dropout"):
         _dispatch.resolve_backend("cpu", dropout_p=0.1)

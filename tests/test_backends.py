@@ -82,3 +82,98 @@ def test_thread_count_round_trip():
     assert backends.get_num_threads() == 1
     numtrans.set_num_threads(before)
     assert backends.get_num_threads() == before
+
+
+# ------------------------------------------------ one backend decision (numtrans.backends.resolve)
+def test_use_switches_auto_for_a_block_and_restores_it(monkeypatch):
+    monkeypatch.delenv("NUMTRANS_BACKEND", raising=False)
+    before = backends.resolve()
+    with backends.use("numpy") as name:
+        assert name == "numpy"
+        assert backends.resolve() == "numpy"
+        assert backends.resolve("auto") == "numpy"
+        assert "NumPy reference" in backends.describe()
+    assert backends.resolve() == before
+
+
+def test_use_overrides_the_environment_and_refuses_unknown_names(monkeypatch):
+    monkeypatch.setenv("NUMTRANS_BACKEND", "cpu" if backends.is_available("cpu") else "numpy")
+    with backends.use("numpy"):
+        assert backends.resolve() == "numpy"
+    with pytest.raises(ValueError, match="unknown backend"):
+        with backends.use("tpu"):
+            pass
+
+
+def test_resolve_keeps_dropout_and_other_dtypes_in_numpy(monkeypatch):
+    monkeypatch.delenv("NUMTRANS_BACKEND", raising=False)
+    assert backends.resolve(dropout_p=0.1) == "numpy"
+    assert backends.resolve(dtype=np.float16) == "numpy"
+    if backends.is_available("cpu"):
+        assert backends.resolve() == "cpu"
+        assert backends.resolve(dtype=np.float32) == "cpu"
+        with pytest.raises(TypeError, match="float16"):
+            backends.resolve("cpu", dtype=np.float16)
+
+
+def test_float16_model_runs_on_the_default_backend(monkeypatch):
+    """Issue 14, item 3: a float16 model under backend="auto" falls back to the NumPy reference."""
+    monkeypatch.delenv("NUMTRANS_BACKEND", raising=False)
+    from numtrans.functional import scaled_dot_product_attention
+
+    rng = np.random.default_rng(0)
+    q32 = rng.standard_normal((1, 2, 5, 8)).astype(np.float32)
+    q16 = numtrans.tensor(q32.astype(np.float16))
+    out = scaled_dot_product_attention(q16, q16, q16, is_causal=True)
+    assert out.dtype == np.float16
+    ref = scaled_dot_product_attention(
+        numtrans.tensor(q32),
+        numtrans.tensor(q32),
+        numtrans.tensor(q32),
+        is_causal=True,
+        backend="numpy",
+    )
+    np.testing.assert_allclose(out.data.astype(np.float32), ref.data, atol=3e-3)
+
+
+def test_describe_names_what_runs(monkeypatch):
+    monkeypatch.delenv("NUMTRANS_BACKEND", raising=False)
+    line = backends.describe()
+    assert line.startswith("attention: ")
+    if backends.is_available("cpu"):
+        assert "native cpu kernel" in line and "NUMTRANS_BACKEND=numpy" in line
+    report = numtrans.show_config()
+    assert f"resolves to: {backends.resolve()}" in report
+
+
+def test_shadowed_source_tree_is_reported(tmp_path, monkeypatch):
+    """A source tree without _cpu.so that shadows an install with one is named, not silent."""
+    import importlib.metadata as md
+
+    installed = tmp_path / "site" / "numtrans"
+    installed.mkdir(parents=True)
+    (installed / "_cpu.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+
+    class FakeFile(str):
+        name = "_cpu.cpython-311-x86_64-linux-gnu.so"
+        suffix = ".so"
+
+    class FakeDist:
+        files = [FakeFile("numtrans/_cpu.cpython-311-x86_64-linux-gnu.so")]
+
+        def locate_file(self, f):
+            return tmp_path / "site" / str(f)
+
+    source = tmp_path / "src" / "numtrans"
+    source.mkdir(parents=True)
+    monkeypatch.setattr(md, "distribution", lambda name: FakeDist())
+    monkeypatch.setattr(backends, "__file__", str(source / "backends.py"))
+    backends.shadowed_install.cache_clear()
+    try:
+        message = backends.shadowed_install()
+        assert str(source) in message and str(installed) in message
+        (source / "_cpu.cpython-311-x86_64-linux-gnu.so").write_bytes(b"")
+        backends.shadowed_install.cache_clear()
+        assert backends.shadowed_install() == ""
+    finally:
+        backends.shadowed_install.cache_clear()

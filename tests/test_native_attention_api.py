@@ -59,7 +59,7 @@ def test_bad_inputs_raise_clear_errors(backend):
 
 def test_unknown_backend_and_dropout_are_refused():
     q, k, v = qkv()
-    with pytest.raises(ValueError, match="unknown attention backend"):
+    with pytest.raises(ValueError, match="unknown backend"):
         attention_forward(q, k, v, backend="tpu")
     t = [nt.Tensor(x) for x in (q, k, v)]
     with pytest.raises(NotImplementedError, match="does not support dropout"):

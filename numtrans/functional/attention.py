@@ -121,7 +121,7 @@ def scaled_dot_product_attention(
     _check_shapes(q, k, v)
     if is_causal and attn_mask is not None:
         raise ValueError("pass either attn_mask or is_causal=True, not both (as in PyTorch)")
-    chosen = _dispatch.resolve_backend(backend, dropout_p)
+    chosen = _dispatch.resolve_backend(backend, dropout_p, getattr(q, "dtype", None))
     if chosen != "numpy":
         return _dispatch.native_attention(q, k, v, attn_mask, is_causal, scale, chosen)
     p = attention_weights(q, k, attn_mask, is_causal, scale)  # (..., L, S)

@@ -50,20 +50,9 @@ def last_isa() -> str:
     return _last_isa[0]
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """ "auto" -> $NUMTRANS_BACKEND if set, else "cpu" when the module is built, else "numpy"."""
-    backend = (backend or "auto").lower()
-    if backend == "auto":
-        forced = os.environ.get("NUMTRANS_BACKEND", "").strip().lower()
-        if forced and forced != "auto":
-            backend = forced
-        else:
-            return "cpu" if backends.is_available("cpu") else "numpy"
-    if backend not in ("numpy", "cpu", "cuda"):
-        raise ValueError(
-            f"unknown attention backend {backend!r}; expected 'auto', 'numpy', 'cpu' or 'cuda'"
-        )
-    return backend
+def resolve_backend(backend: str = "auto", dtype=None) -> str:
+    """ "auto" -> ``numtrans.backends.resolve`` (the one rule); a name is checked, not switched."""
+    return backends.resolve(backend, dtype=dtype)
 
 
 def _kernels(backend: str):
@@ -145,7 +134,7 @@ def attention_forward(
 ):
     """softmax(scale q k^T + mask) v -> (out (B, H, N, Dv), lse (B, H, N)), in q's dtype."""
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
-    backend = resolve_backend(backend)
+    backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
         return reference.forward_numpy(q, k, v, mask, bool(is_causal), scale)
     if kernel not in ("fast", "reference"):
@@ -190,7 +179,7 @@ def attention_backward(
     lse = np.ascontiguousarray(lse, dtype=q.dtype)
     if lse.shape != (B, H, N):
         raise ValueError(f"lse must have shape {(B, H, N)}, got {lse.shape}")
-    backend = resolve_backend(backend)
+    backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
         return reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)
     if kernel not in ("fast", "reference"):

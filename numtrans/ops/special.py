@@ -48,9 +48,11 @@ def erf_numpy(x: np.ndarray) -> np.ndarray:
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """erf of a float array, keeping its dtype (C library when built, else ``erf_numpy``)."""
+    """erf of a float array, keeping its dtype: the C library's when ``backends.resolve()`` picks
+    the compiled module, else ``erf_numpy`` (also for dtypes the module does not take)."""
     x = np.asarray(x)
-    native = getattr(backends.get("cpu"), "erf", None) if backends.is_available("cpu") else None
-    if native is not None and x.dtype in (np.float32, np.float64):
+    use_native = x.dtype in (np.float32, np.float64) and backends.resolve(dtype=x.dtype) == "cpu"
+    native = getattr(backends.get("cpu"), "erf", None) if use_native else None
+    if native is not None:
         return native(x)
     return erf_numpy(x)
