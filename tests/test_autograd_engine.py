@@ -432,3 +432,34 @@ def test_mixed_dtype_gradient_is_cast_to_the_leaf_dtype():
     (x * w).sum().backward()  # promoted to float64, like PyTorch
     assert w.grad.dtype == np.float64
     assert x.grad.dtype == np.float32
+
+
+def test_iterative_topological_order_equals_the_textbook_recursion():
+    """The engine's explicit-stack sort and micrograd's recursion: same nodes, both valid."""
+    from numtrans.autograd.engine import topological_order, topological_order_recursive
+
+    rng = np.random.default_rng(0)
+    a = nt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = nt.tensor(rng.standard_normal((4, 2)), requires_grad=True)
+    h = (a @ b).tanh()
+    shared = h * h  # a node reached twice
+    out = (shared + h.exp()).sum() + (a.sum(dim=0) * 2.0).mean()
+    fast, textbook = topological_order(out), topological_order_recursive(out)
+    assert sorted(map(id, fast)) == sorted(map(id, textbook)) and len(fast) == len(
+        set(map(id, fast))
+    )
+    for order in (fast, textbook):
+        position = {id(t): i for i, t in enumerate(order)}
+        for node in order:  # every parent before its child
+            for parent in node._parents:
+                if parent.requires_grad:
+                    assert position[id(parent)] < position[id(node)]
+
+
+def test_deep_chain_backward_needs_no_recursion():
+    x = nt.tensor(np.ones(2), requires_grad=True)
+    y = x
+    for _ in range(3000):  # deeper than Python's recursion limit
+        y = y * 1.0
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.ones(2))

@@ -65,8 +65,35 @@ def _check_forward(data: np.ndarray, op: str) -> None:
         raise FloatingPointError(f"anomaly: op '{op}' produced NaN or +inf in its forward output")
 
 
+def topological_order_recursive(root) -> list:
+    """The textbook version (micrograd's ``build_topo``): visit the parents, then the node.
+
+    Clear, but Python's recursion limit (1000 frames) stops it on a deep graph — a long
+    unrolled sequence or a 12-layer model's backward easily has more nodes in a chain — so the
+    engine runs the explicit-stack version below, which gives the same order (tested).
+    """
+    order, visited = [], set()
+
+    def visit(node):
+        if id(node) in visited:
+            return
+        visited.add(id(node))
+        for parent in node._parents:
+            if parent.requires_grad:
+                visit(parent)
+        order.append(node)
+
+    visit(root)
+    return order
+
+
 def topological_order(root) -> list:
-    """Tensors that ``root`` depends on (requiring grad), each after all of its parents."""
+    """Tensors that ``root`` depends on (requiring grad), each after all of its parents.
+
+    ``topological_order_recursive`` with the call stack made explicit: each node is pushed
+    twice, once to expand its parents and once (``parents_done``) to be emitted after them.
+    The order can differ from the recursive one where two branches are independent; both put
+    every parent before its children, which is all the backward needs (tested)."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
