@@ -235,23 +235,25 @@ class Tensor:
         return Tensor(self.data != _to_array(other))
 
     # ------------------------------------------------------------------ methods
-    def sum(self, axis=None, keepdims=False):
-        return _rd.sum(self, axis, keepdims)
+    # Reductions take PyTorch's ``dim=`` / ``keepdim=``; NumPy's ``axis=`` / ``keepdims=`` are
+    # accepted as aliases (one or the other, never both), the same on every method.
+    def sum(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _rd.sum(self, _dim(dim, axis), _keep(keepdim, keepdims))
 
-    def mean(self, axis=None, keepdims=False):
-        return _rd.mean(self, axis, keepdims)
+    def mean(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _rd.mean(self, _dim(dim, axis), _keep(keepdim, keepdims))
 
-    def var(self, axis=None, keepdims=False, correction=1):
-        return _rd.var(self, axis, keepdims, correction)
+    def var(self, dim=None, keepdim=False, correction=1, *, axis=None, keepdims=None):
+        return _rd.var(self, _dim(dim, axis), _keep(keepdim, keepdims), correction)
 
-    def max(self, axis=None, keepdims=False):
-        return _rd.max(self, axis, keepdims)
+    def max(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _rd.max(self, _dim(dim, axis), _keep(keepdim, keepdims))
 
-    def min(self, axis=None, keepdims=False):
-        return _rd.min(self, axis, keepdims)
+    def min(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return _rd.min(self, _dim(dim, axis), _keep(keepdim, keepdims))
 
-    def argmax(self, axis=None, keepdims=False):
-        return Tensor(np.argmax(self.data, axis=axis, keepdims=keepdims))
+    def argmax(self, dim=None, keepdim=False, *, axis=None, keepdims=None):
+        return Tensor(np.argmax(self.data, axis=_dim(dim, axis), keepdims=_keep(keepdim, keepdims)))
 
     def exp(self):
         return _el.exp(self)
@@ -282,15 +284,15 @@ class Tensor:
     def masked_fill(self, mask, value):
         return _el.masked_fill(self, mask, value)
 
-    def softmax(self, axis=-1):
+    def softmax(self, dim=-1, *, axis=None):
         from .functional.activations import softmax
 
-        return softmax(self, axis)
+        return softmax(self, _dim(dim, axis, -1))
 
-    def log_softmax(self, axis=-1):
+    def log_softmax(self, dim=-1, *, axis=None):
         from .functional.activations import log_softmax
 
-        return log_softmax(self, axis)
+        return log_softmax(self, _dim(dim, axis, -1))
 
     def reshape(self, *shape):
         return _sh.reshape(self, _shape_args(shape))
@@ -319,11 +321,28 @@ class Tensor:
     def expand(self, *shape):
         return _sh.expand(self, _shape_args(shape))
 
-    def gather(self, axis, index):
-        return _sh.gather(self, axis, index)
+    def gather(self, dim=None, index=None, *, axis=None):
+        if index is None:
+            raise TypeError("gather() needs an index: x.gather(dim, index)")
+        return _sh.gather(self, _dim(dim, axis), index)
 
-    def split(self, split_size_or_sections, axis=0):
-        return _sh.split(self, split_size_or_sections, axis)
+    def split(self, split_size_or_sections, dim=0, *, axis=None):
+        return _sh.split(self, split_size_or_sections, _dim(dim, axis, 0))
+
+
+def _dim(dim, axis, default=None):
+    """PyTorch's ``dim`` or NumPy's ``axis`` (an alias): one of them, never both."""
+    if axis is None:
+        return dim
+    if dim is not None and dim != default:
+        raise TypeError(
+            f"pass dim= or axis= (NumPy's alias), not both (got dim={dim}, axis={axis})"
+        )
+    return axis
+
+
+def _keep(keepdim, keepdims):
+    return bool(keepdim) if keepdims is None else bool(keepdims)
 
 
 # The ops modules import Tensor, so they are imported after the class exists.

@@ -603,3 +603,25 @@ def test_masked_fill_errors():
         x.masked_fill(np.array([1, 0, 1]), 0.0)
     with pytest.raises(ValueError, match="does not broadcast"):
         x.masked_fill(np.ones((4, 2, 3), dtype=bool), 0.0)
+
+
+def test_methods_take_pytorchs_dim_with_numpys_axis_as_alias():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4))
+    x = nt.tensor(a)
+    for name in ("sum", "mean", "max", "min"):
+        by_dim = getattr(x, name)(dim=1, keepdim=True).data
+        by_axis = getattr(x, name)(axis=1, keepdims=True).data
+        by_position = getattr(x, name)(1, True).data
+        expected = getattr(np, name)(a, axis=1, keepdims=True)
+        for got in (by_dim, by_axis, by_position):
+            np.testing.assert_allclose(got, expected)
+    np.testing.assert_allclose(x.var(dim=0).data, np.var(a, axis=0, ddof=1))
+    np.testing.assert_array_equal(x.argmax(dim=1).data, np.argmax(a, axis=1))
+    np.testing.assert_allclose(x.softmax(dim=0).data, x.softmax(axis=0).data)
+    np.testing.assert_allclose(x.log_softmax(dim=0).data, x.log_softmax(axis=0).data)
+    assert [p.shape for p in x.split(2, dim=1)] == [p.shape for p in x.split(2, axis=1)]
+    idx = np.array([[0], [2], [1]])
+    np.testing.assert_array_equal(x.gather(dim=1, index=idx).data, x.gather(1, idx).data)
+    with pytest.raises(TypeError, match="not both"):
+        x.sum(dim=0, axis=1)
