@@ -84,7 +84,7 @@ class CausalSelfAttention(nn.Module):
         if rotary is not None:
             q, k = rotary(q, k, offset=past)
         if kv_cache is not None:
-            k, v = kv_cache.fetch(lambda: (k, v))  # all keys so far: (B, H, past + T, hs)
+            k, v = kv_cache.update(k, v)  # all keys so far: (B, H, past + T, hs)
         # Without earlier positions this is the plain causal mask; after `past` cached
         # positions the new queries sit at past..past+T-1 and see every cached key (a single
         # new token, the usual decoding step, sees all of them: no mask at all).

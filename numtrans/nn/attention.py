@@ -175,10 +175,13 @@ class MultiheadAttention(Module):
         else:
             q = self._heads(self._project(query, 0))
 
-            def project_kv():
-                return self._heads(self._project(key, 1)), self._heads(self._project(value, 2))
-
-            k, v = project_kv() if kv_cache is None else kv_cache.fetch(project_kv)
+            if kv_cache is not None and kv_cache.static and kv_cache.filled:
+                k, v = kv_cache.keys_values()  # cross-attention: the memory's, computed once
+            else:
+                k = self._heads(self._project(key, 1))
+                v = self._heads(self._project(value, 2))
+                if kv_cache is not None:
+                    k, v = kv_cache.update(k, v)  # all keys so far: (B, H, past + L, hd)
 
         if is_causal and attn_mask is None:  # causal_mask: True = attend; here True = blocked
             attn_mask = ~causal_mask(L, k.shape[-2], offset=past)

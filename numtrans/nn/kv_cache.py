@@ -12,7 +12,7 @@ does not change while decoding: its keys and values are computed once and reused
 
 The cache is for inference (run it under ``numtrans.no_grad()``): stored keys and values are
 plain arrays, so no gradient flows into earlier steps. The training path never sees it: an
-attention layer only calls ``cache.fetch(project)`` when it was given a cache.
+attention layer only calls ``cache.update(k, v)`` when it was given a cache.
 
 Storage grows by doubling (amortised O(1) per appended position), and ``reorder`` selects rows
 of the batch, which beam search needs after each step.
@@ -33,17 +33,27 @@ class AttentionCache:
         self._k = self._v = None
         self.length = 0
 
-    def fetch(self, project):
-        """Return (k, v) Tensors for attention. ``project()`` computes the new keys and values
-        (B, H, T_new, hs); it is not called for a static cache that is already filled."""
+    @property
+    def filled(self) -> bool:
+        """True once a static (cross-attention) cache holds the memory's keys and values."""
+        return self._k is not None
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append the new keys and values (B, H, T_new, hs) and return all of them so far,
+        (B, H, length, hs) — PyTorch/Hugging Face's ``cache.update(k, v)``. A static cache
+        stores them once (the encoder output does not change) and then only returns them."""
         if self.static:
             if self._k is None:
-                k, v = project()
                 self._k, self._v = k.data, v.data
                 self.length = k.shape[-2]
-            return Tensor(self._k), Tensor(self._v)
-        k, v = project()
+            return self.keys_values()
         self._append(k.data, v.data)
+        return self.keys_values()
+
+    def keys_values(self) -> tuple[Tensor, Tensor]:
+        """The cached keys and values, (B, H, length, hs) each."""
+        if self._k is None:
+            raise RuntimeError("the cache is empty: update(k, v) first")
         n = self.length
         return Tensor(self._k[..., :n, :]), Tensor(self._v[..., :n, :])
 
@@ -114,11 +124,3 @@ class KVCache:
             layer.self_attn.reset()
             if layer.cross_attn is not None:
                 layer.cross_attn.reset()
-
-
-def cached_causal_mask(T_new: int, past: int):
-    """Boolean (T_new, past + T_new) mask, True = may attend, for new queries that follow
-    ``past`` cached positions: query i (at position past + i) sees keys 0..past + i."""
-    from ..functional.attention import causal_mask
-
-    return causal_mask(T_new, past + T_new, offset=past)
