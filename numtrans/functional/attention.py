@@ -85,7 +85,8 @@ def attention_weights(q, k, attn_mask=None, is_causal: bool = False, scale=None)
     scores = (q * scale) @ k.transpose(-2, -1)  # (..., L, S)
     L, S = scores.shape[-2], scores.shape[-1]
     if is_causal:
-        scores = scores.masked_fill(~causal_mask(L, S), -np.inf)
+        blocked = ~causal_mask(L, S)  # masked_fill fills where True: the blocked positions
+        scores = scores.masked_fill(blocked, -np.inf)
     elif attn_mask is not None:
         mask_data = np.asarray(getattr(attn_mask, "data", attn_mask))
         if mask_data.dtype == bool:

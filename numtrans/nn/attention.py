@@ -48,9 +48,22 @@ def _array(x) -> np.ndarray:
     return np.asarray(getattr(x, "data", x))
 
 
+def to_allowed(mask):
+    """PyTorch's ``nn.MultiheadAttention`` convention -> the library's, once, at the edge.
+
+    ``nn.MultiheadAttention`` takes boolean masks with True = "blocked" (PyTorch's choice for
+    this module); everything inside numtrans, like ``F.scaled_dot_product_attention``, means
+    True = "may attend". Float masks are additive in both and pass through unchanged.
+    """
+    if mask is None:
+        return None
+    m = _array(mask)
+    return ~m if m.dtype == bool else m
+
+
 def merge_masks(attn_mask, key_padding_mask, B: int, H: int, dtype):
-    """Combine PyTorch-convention masks (True = blocked) into one SDPA mask broadcasting to
-    (B, H, L, S): boolean True = may attend if both are boolean, else additive float."""
+    """Combine masks in the library's convention (boolean True = may attend, or additive float)
+    into one SDPA mask broadcasting to (B, H, L, S): boolean if both are, else additive."""
     masks = []
     if attn_mask is not None:
         m = _array(attn_mask)
@@ -65,13 +78,13 @@ def merge_masks(attn_mask, key_padding_mask, B: int, H: int, dtype):
     if not masks:
         return None
     if all(m.dtype == bool for m in masks):
-        allowed = ~masks[0]
+        allowed = masks[0]
         for m in masks[1:]:
-            allowed = allowed & ~m
+            allowed = allowed & m
         return allowed
     total = 0.0
     for m in masks:
-        total = total + (np.where(m, -np.inf, 0.0) if m.dtype == bool else m)
+        total = total + (np.where(m, 0.0, -np.inf) if m.dtype == bool else m)
     return np.asarray(total, dtype=dtype)
 
 
@@ -183,8 +196,10 @@ class MultiheadAttention(Module):
                 if kv_cache is not None:
                     k, v = kv_cache.update(k, v)  # all keys so far: (B, H, past + L, hd)
 
-        if is_causal and attn_mask is None:  # causal_mask: True = attend; here True = blocked
-            attn_mask = ~causal_mask(L, k.shape[-2], offset=past)
+        # The public edge: from here on every mask means True = may attend (see to_allowed).
+        attn_mask, key_padding_mask = to_allowed(attn_mask), to_allowed(key_padding_mask)
+        if is_causal and attn_mask is None:
+            attn_mask = causal_mask(L, k.shape[-2], offset=past)
         mask = merge_masks(attn_mask, key_padding_mask, B, self.num_heads, q.dtype)
         p_drop = self.dropout if self.training else 0.0
 
