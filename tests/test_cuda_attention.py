@@ -357,3 +357,50 @@ def test_tile_table(dtype):
             assert t[kernel]["queries"] % 16 == 0 and t[kernel]["keys"] % 16 == 0
     with pytest.raises(ValueError, match="head dim"):
         module.attention_tiles(dtype, 257)
+
+
+# ------------------------------------------- argument marshalling, checked without a GPU
+class _FakeDeviceArray:
+    """Looks like a CUDA array to numtrans.native.cuda (only its interface dict is read)."""
+
+    def __init__(self, shape, dtype=np.float32, ptr=4096):
+        strides, step = [], np.dtype(dtype).itemsize
+        for n in reversed(shape):
+            strides.insert(0, step)
+            step *= max(n, 1)
+        self.__cuda_array_interface__ = {
+            "shape": tuple(shape),
+            "typestr": np.dtype(dtype).str,
+            "data": (ptr, False),
+            "strides": tuple(strides),
+            "version": 3,
+        }
+
+
+def test_device_wrapper_passes_descriptors_in_the_kernels_order(monkeypatch):
+    from numtrans.native import cuda as device
+
+    calls = {}
+
+    class FakeModule:
+        def attention_forward_device(self, *args):
+            calls["forward"] = args
+
+    monkeypatch.setattr(device, "_cuda_array", lambda x, name: x)
+    monkeypatch.setattr(
+        device, "_empty", lambda like, shape, dtype: _FakeDeviceArray(shape, dtype, 8192)
+    )
+    monkeypatch.setattr(device.backends, "get", lambda name: FakeModule())
+    q = _FakeDeviceArray((2, 3, 5, 8), ptr=1000)
+    k = _FakeDeviceArray((2, 3, 7, 8), ptr=2000)
+    v = _FakeDeviceArray((2, 3, 7, 4), ptr=3000)
+    device.attention_forward(q, k, v, is_causal=True)
+    dtype, sizes, qd, kd, vd, mask, causal, scale, *_ = calls["forward"]
+    assert dtype == "float32" and sizes == (2, 3, 5, 7, 8, 4)
+    assert qd == (1000, (120, 40, 8, 1)) and kd == (2000, (168, 56, 8, 1))
+    assert vd == (3000, (84, 28, 4, 1)) and mask is None and causal is True
+    assert scale == pytest.approx(1 / np.sqrt(8))
+    with pytest.raises(ValueError, match="same head dim D"):
+        device.attention_forward(q, _FakeDeviceArray((2, 3, 7, 6)), v)
+    with pytest.raises(TypeError, match="share one dtype"):
+        device.attention_forward(q, _FakeDeviceArray((2, 3, 7, 8), np.float64), v)

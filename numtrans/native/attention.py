@@ -31,17 +31,15 @@ instruction set: "avx512", "avx2" or "baseline". Threads: ``numtrans.set_num_thr
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from .. import backends
-from . import reference
+from . import _checks, reference
 
 __all__ = ["attention_backward", "attention_forward", "last_isa", "resolve_backend"]
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _last_isa = [""]
 
 
@@ -67,11 +65,7 @@ def _kernels(backend: str):
 
 def _array(x, name: str) -> np.ndarray:
     x = np.asarray(getattr(x, "data", x))  # a numtrans Tensor's array, or an array-like
-    if x.ndim != 4:
-        letter = "N" if name in ("q", "grad_out", "out") else "M"
-        raise ValueError(f"{name} must have 4 dims (B, H, {letter}, D), got shape {x.shape}")
-    if x.dtype not in _FLOATS:
-        raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+    _checks.check_rank_and_dtype(name, x.shape, x.dtype)
     if not x.flags.aligned or any(s % x.itemsize for s in x.strides):
         x = np.ascontiguousarray(x)  # the kernel needs whole-element strides
     return x
@@ -80,44 +74,21 @@ def _array(x, name: str) -> np.ndarray:
 def _check(q, k, v, attn_mask, is_causal, scale):
     """Validate everything before C++ sees it; return (q, k, v, mask view, scale as float)."""
     q, k, v = _array(q, "q"), _array(k, "k"), _array(v, "v")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    B, H, N, D = q.shape
-    if k.shape[:2] != (B, H) or v.shape[:2] != (B, H):
-        raise ValueError(
-            f"q, k and v must have the same batch and head dims (B, H) = {(B, H)}; "
-            f"got k {k.shape}, v {v.shape}"
-        )
-    if k.shape[3] != D:
-        raise ValueError(f"q and k must have the same head dim D: q {q.shape}, k {k.shape}")
-    M = k.shape[2]
-    if v.shape[2] != M:
-        raise ValueError(f"v must have one row per key: k {k.shape} has M={M}, v {v.shape}")
-    if scale is None:
-        if D == 0:
-            raise ValueError("head dim D is 0: pass an explicit scale")
-        scale = 1.0 / math.sqrt(D)
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
+    B, H, N, M, D, _ = _checks.check_qkv(q.shape, k.shape, v.shape, q.dtype, k.dtype, v.dtype)
+    scale = _checks.resolve_scale(scale, D)
+    _checks.check_mask_args(attn_mask, is_causal)
     mask = None
     if attn_mask is not None:
-        if is_causal:
-            raise ValueError("pass either attn_mask or is_causal=True, not both (as in PyTorch)")
         mask = np.asarray(getattr(attn_mask, "data", attn_mask))
         if mask.dtype != bool:
             if not np.issubdtype(mask.dtype, np.floating):
                 raise TypeError(f"attn_mask must be boolean or floating, got {mask.dtype}")
             mask = mask.astype(q.dtype, copy=False)  # at its own (small) shape
-        if mask.ndim > 4:
-            raise ValueError(f"attn_mask must have at most 4 dims, got shape {mask.shape}")
+        _checks.check_mask_rank(mask.shape)
         try:
             mask = np.broadcast_to(mask, (B, H, N, M))  # a view: broadcast axes get stride 0
         except ValueError:
-            raise ValueError(
-                f"attn_mask of shape {mask.shape} does not broadcast to (B, H, N, M) = "
-                f"{(B, H, N, M)}"
-            ) from None
+            raise _checks.broadcast_error(mask.shape, (B, H, N, M)) from None
         if not mask.flags.aligned or any(s % mask.itemsize for s in mask.strides):
             mask = np.ascontiguousarray(mask)
     return q, k, v, mask, scale

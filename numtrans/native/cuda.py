@@ -28,15 +28,14 @@ grad are read through ``detach()``).
 from __future__ import annotations
 
 import importlib
-import math
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import backends
+from . import _checks
 
 __all__ = ["attention_backward", "attention_forward"]
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 # ------------------------------------------------------------------------- device arrays
@@ -78,8 +77,17 @@ def _cuda_array(x, name: str):
     )
 
 
-def _describe(x, name: str):
-    """(pointer, shape, strides in elements (0 on size-1 dims), dtype) of a CUDA array."""
+class Described(NamedTuple):
+    """What the kernels need to read a CUDA array in place."""
+
+    ptr: int  # device address of element [0, 0, 0, 0]
+    shape: tuple
+    strides: tuple  # in elements, 0 on size-1 dims
+    dtype: np.dtype
+
+
+def _describe(x, name: str) -> Described:
+    """The pointer, shape, strides (in elements, 0 on size-1 dims) and dtype of a CUDA array."""
     if _library(x) == "torch":  # the same numbers as the interface, without building its dict
         try:
             dtype = np.dtype(str(x.dtype).removeprefix("torch."))
@@ -87,7 +95,7 @@ def _describe(x, name: str):
             raise TypeError(f"{name} must be float32 or float64, got {x.dtype}") from None
         shape = tuple(x.shape)
         elems = tuple(0 if n == 1 else s for n, s in zip(shape, x.stride()))
-        return x.data_ptr(), shape, elems, dtype
+        return Described(x.data_ptr(), shape, elems, dtype)
     cai = x.__cuda_array_interface__
     shape = tuple(int(n) for n in cai["shape"])
     dtype = np.dtype(cai["typestr"])
@@ -101,7 +109,7 @@ def _describe(x, name: str):
     if any(s % dtype.itemsize for s in strides):
         raise ValueError(f"{name}: strides {tuple(strides)} are not whole elements")
     elems = tuple(0 if n == 1 else int(s) // dtype.itemsize for n, s in zip(shape, strides))
-    return ptr, shape, elems, dtype
+    return Described(ptr, shape, elems, dtype)
 
 
 def _empty(like, shape, dtype):
@@ -141,47 +149,23 @@ def _stream(x, stream):
 
 
 def _ptr(x):
-    return _describe(x, "")[0]
+    return _describe(x, "").ptr
 
 
 # ---------------------------------------------------------------------------------- checks
 def _check(q, k, v, attn_mask, is_causal, scale):
-    """Validate like numtrans.native.attention; return the arrays, their descriptions, etc."""
+    """Validate like numtrans.native.attention (the same ``_checks``); return the arrays, their
+    descriptors, the mask, the sizes (B, H, N, M, D, Dv) and the scale."""
     q, k, v = (_cuda_array(x, n) for x, n in ((q, "q"), (k, "k"), (v, "v")))
-    dq, dk, dv = _describe(q, "q"), _describe(k, "k"), _describe(v, "v")
-    for name, d in (("q", dq), ("k", dk), ("v", dv)):
-        if len(d[1]) != 4:
-            letter = "N" if name == "q" else "M"
-            raise ValueError(f"{name} must have 4 dims (B, H, {letter}, D), got shape {d[1]}")
-        if d[3] not in _FLOATS:
-            raise TypeError(f"{name} must be float32 or float64, got {d[3]}")
-    if not (dq[3] == dk[3] == dv[3]):
-        raise TypeError(f"q, k and v must share one dtype, got {dq[3]}, {dk[3]}, {dv[3]}")
-    B, H, N, D = dq[1]
-    if dk[1][:2] != (B, H) or dv[1][:2] != (B, H):
-        raise ValueError(
-            f"q, k and v must have the same batch and head dims (B, H) = {(B, H)}; "
-            f"got k {dk[1]}, v {dv[1]}"
-        )
-    if dk[1][3] != D:
-        raise ValueError(f"q and k must have the same head dim D: q {dq[1]}, k {dk[1]}")
-    M = dk[1][2]
-    if dv[1][2] != M:
-        raise ValueError(f"v must have one row per key: k {dk[1]} has M={M}, v {dv[1]}")
-    if scale is None:
-        if D == 0:
-            raise ValueError("head dim D is 0: pass an explicit scale")
-        scale = 1.0 / math.sqrt(D)
-    scale = float(scale)
-    if not math.isfinite(scale):
-        raise ValueError(f"scale must be finite, got {scale}")
-    shape = (B, H, N, M, D, dv[1][3])
-    mask = None
-    if attn_mask is not None:
-        if is_causal:
-            raise ValueError("pass either attn_mask or is_causal=True, not both (as in PyTorch)")
-        mask = _mask(attn_mask, q, (B, H, N, M), dq[3])
-    return (q, k, v), (dq, dk, dv), mask, shape, scale
+    q_desc, k_desc, v_desc = _describe(q, "q"), _describe(k, "k"), _describe(v, "v")
+    sizes = _checks.check_qkv(
+        q_desc.shape, k_desc.shape, v_desc.shape, q_desc.dtype, k_desc.dtype, v_desc.dtype
+    )
+    B, H, N, M, D, _ = sizes
+    scale = _checks.resolve_scale(scale, D)
+    _checks.check_mask_args(attn_mask, is_causal)
+    mask = None if attn_mask is None else _mask(attn_mask, q, (B, H, N, M), q_desc.dtype)
+    return (q, k, v), (q_desc, k_desc, v_desc), mask, sizes, scale
 
 
 def _mask(mask, q, full, dtype):
@@ -206,32 +190,32 @@ def _mask(mask, q, full, dtype):
                 raise TypeError(f"attn_mask must be boolean or floating, got {m.dtype}")
             m = m.astype(dtype, copy=False)
         broadcast = cupy.broadcast_to
-    if m.ndim > 4:
-        raise ValueError(f"attn_mask must have at most 4 dims, got shape {tuple(m.shape)}")
+    _checks.check_mask_rank(tuple(m.shape))
     try:
         m = broadcast(m, full)  # a view: broadcast dims get stride 0
     except (ValueError, RuntimeError):
-        raise ValueError(
-            f"attn_mask of shape {tuple(m.shape)} does not broadcast to (B, H, N, M) = {full}"
-        ) from None
-    ptr, _, strides, mdtype = _describe(m, "attn_mask")
-    return m, ("bool" if mdtype == np.dtype(bool) else "add", ptr, strides)
+        raise _checks.broadcast_error(tuple(m.shape), full) from None
+    m_desc = _describe(m, "attn_mask")
+    kind = "bool" if m_desc.dtype == np.dtype(bool) else "add"
+    return m, (kind, m_desc.ptr, m_desc.strides)
 
 
 # ------------------------------------------------------------------------------- the calls
 def attention_forward(q, k, v, attn_mask=None, is_causal=False, scale=None, *, stream=None):
     """softmax(scale q k^T + mask) v on the GPU -> (out (B, H, N, Dv), lse (B, H, N))."""
     module = backends.get("cuda")  # raises, saying why, without a GPU
-    (q, k, v), (dq, dk, dv), mask, shape, scale = _check(q, k, v, attn_mask, is_causal, scale)
-    B, H, N, _, _, Dv = shape
-    out = _empty(q, (B, H, N, Dv), dq[3])
-    lse = _empty(q, (B, H, N), dq[3])
+    (q, k, v), (q_desc, k_desc, v_desc), mask, sizes, scale = _check(
+        q, k, v, attn_mask, is_causal, scale
+    )
+    B, H, N, _, _, Dv = sizes
+    out = _empty(q, (B, H, N, Dv), q_desc.dtype)
+    lse = _empty(q, (B, H, N), q_desc.dtype)
     module.attention_forward_device(
-        dq[3].name,
-        shape,
-        (dq[0], dq[2]),
-        (dk[0], dk[2]),
-        (dv[0], dv[2]),
+        q_desc.dtype.name,
+        sizes,
+        (q_desc.ptr, q_desc.strides),
+        (k_desc.ptr, k_desc.strides),
+        (v_desc.ptr, v_desc.strides),
         None if mask is None else mask[1],
         bool(is_causal),
         scale,
@@ -262,30 +246,36 @@ def attention_backward(
     differ from run to run); ``True`` computes dq in a separate kernel, bitwise repeatable.
     """
     module = backends.get("cuda")
-    (q, k, v), (dq, dk, dv), mask, shape, scale = _check(q, k, v, attn_mask, is_causal, scale)
-    B, H, N, M, D, Dv = shape
+    (q, k, v), (q_desc, k_desc, v_desc), mask, sizes, scale = _check(
+        q, k, v, attn_mask, is_causal, scale
+    )
+    B, H, N, M, D, Dv = sizes
+    dtype = q_desc.dtype
     g, o = _cuda_array(grad_out, "grad_out"), _cuda_array(out, "out")
-    dg, do = _describe(g, "grad_out"), _describe(o, "out")
-    for name, d in (("grad_out", dg), ("out", do)):
-        if d[1] != (B, H, N, Dv):
-            raise ValueError(f"{name} must have the output's shape {(B, H, N, Dv)}, got {d[1]}")
-        if d[3] != dq[3]:
-            raise TypeError(f"{name} must have q's dtype {dq[3]}, got {d[3]}")
+    g_desc, out_desc = _describe(g, "grad_out"), _describe(o, "out")
+    for name, d in (("grad_out", g_desc), ("out", out_desc)):
+        if d.shape != (B, H, N, Dv):
+            raise ValueError(f"{name} must have the output's shape {(B, H, N, Dv)}, got {d.shape}")
+        if d.dtype != dtype:
+            raise TypeError(f"{name} must have q's dtype {dtype}, got {d.dtype}")
     lse = _contiguous(_cuda_array(lse, "lse"))
-    dl = _describe(lse, "lse")
-    if dl[1] != (B, H, N) or dl[3] != dq[3]:
-        raise ValueError(f"lse must have shape {(B, H, N)} and dtype {dq[3]}, got {dl[1]} {dl[3]}")
-    grads = [_empty(q, s, dq[3]) for s in ((B, H, N, D), (B, H, M, D), (B, H, M, Dv))]
-    workspace = _empty(q, (module.attention_workspace_elems(B, H, N),), dq[3])
+    lse_desc = _describe(lse, "lse")
+    if lse_desc.shape != (B, H, N) or lse_desc.dtype != dtype:
+        raise ValueError(
+            f"lse must have shape {(B, H, N)} and dtype {dtype}, "
+            f"got {lse_desc.shape} {lse_desc.dtype}"
+        )
+    grads = [_empty(q, s, dtype) for s in ((B, H, N, D), (B, H, M, D), (B, H, M, Dv))]
+    workspace = _empty(q, (module.attention_workspace_elems(B, H, N),), dtype)
     module.attention_backward_device(
-        dq[3].name,
-        shape,
-        (dg[0], dg[2]),
-        (dq[0], dq[2]),
-        (dk[0], dk[2]),
-        (dv[0], dv[2]),
-        (do[0], do[2]),
-        dl[0],
+        dtype.name,
+        sizes,
+        (g_desc.ptr, g_desc.strides),
+        (q_desc.ptr, q_desc.strides),
+        (k_desc.ptr, k_desc.strides),
+        (v_desc.ptr, v_desc.strides),
+        (out_desc.ptr, out_desc.strides),
+        lse_desc.ptr,
         None if mask is None else mask[1],
         bool(is_causal),
         scale,
