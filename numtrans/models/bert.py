@@ -1,11 +1,11 @@
 """BERT: a bidirectional Transformer encoder (Devlin et al., 2019).
 
     input_ids (B, T), token_type_ids (B, T) (segment A = 0 / B = 1), attention_mask (B, T) (1 = token)
-      -> word + position + token_type embeddings, LayerNorm, dropout        (B, T, H)
+      -> word + position + token_type embeddings, LayerNorm, dropout        (B, T, C)
       -> num_hidden_layers x BertLayer (post-norm, like the original Transformer):
              a = LayerNorm(x + dropout(dense(SelfAttention(x))))           every token sees all
-             x = LayerNorm(a + dropout(dense(GELU(dense(a)))))             H -> I -> H
-      -> last_hidden_state (B, T, H);  pooler_output = tanh(dense(h[:, 0])) (B, H)
+             x = LayerNorm(a + dropout(dense(GELU(dense(a)))))             C -> I -> C
+      -> last_hidden_state (B, T, C);  pooler_output = tanh(dense(h[:, 0])) (B, C)
 
 Unlike GPT, attention is not causal: each token sees the whole sentence, left and right. That is
 why BERT is pre-trained by masked language modelling (predict hidden tokens, ``bert_heads.py``)
@@ -34,7 +34,7 @@ POOLINGS = ("pooled", "cls", "mean")
 @dataclass
 class BertConfig:
     vocab_size: int = 30522
-    hidden_size: int = 768  # H
+    hidden_size: int = 768  # C (shape letters: see numtrans/functional/attention.py)
     num_hidden_layers: int = 12
     num_attention_heads: int = 12
     intermediate_size: int = 3072  # I, the feed-forward width
@@ -72,18 +72,18 @@ def activation(name: str):
 
 @dataclass
 class BertModelOutput:
-    last_hidden_state: object  # (B, T, H)
-    pooler_output: object = None  # (B, H), None without a pooler
+    last_hidden_state: object  # (B, T, C)
+    pooler_output: object = None  # (B, C), None without a pooler
 
 
 class BertEmbeddings(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
-        H = config.hidden_size
-        self.word_embeddings = nn.Embedding(config.vocab_size, H, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, H)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, H)
-        self.LayerNorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
+        C = config.hidden_size
+        self.word_embeddings = nn.Embedding(config.vocab_size, C, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, C)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, C)
+        self.LayerNorm = nn.LayerNorm(C, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.max_len = config.max_position_embeddings
 
@@ -94,30 +94,30 @@ class BertEmbeddings(nn.Module):
                 f"sequence of {T} tokens exceeds max_position_embeddings {self.max_len}"
             )
         x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
-        x = x + self.position_embeddings(np.arange(T))  # (T, H) broadcasts over the batch
+        x = x + self.position_embeddings(np.arange(T))  # (T, C) broadcasts over the batch
         return self.dropout(self.LayerNorm(x))
 
 
 class BertSelfAttention(nn.Module):
-    """Separate query/key/value projections (H -> H), split into heads, softmax attention."""
+    """Separate query/key/value projections (C -> C), split into heads, softmax attention."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        H = config.hidden_size
+        C = config.hidden_size
         self.num_heads = config.num_attention_heads
-        self.query, self.key, self.value = nn.Linear(H, H), nn.Linear(H, H), nn.Linear(H, H)
+        self.query, self.key, self.value = nn.Linear(C, C), nn.Linear(C, C), nn.Linear(C, C)
         self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x, mask):
-        B, T, H = x.shape
+        B, T, C = x.shape
 
-        def heads(t):  # (B, T, H) -> (B, heads, T, hs)
-            return t.reshape(B, T, self.num_heads, H // self.num_heads).transpose(1, 2)
+        def heads(t):  # (B, T, C) -> (B, H, T, hs)
+            return t.reshape(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         p = self.dropout_p if self.training else 0.0
         y = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        return y.transpose(1, 2).reshape(B, T, H)
+        return y.transpose(1, 2).reshape(B, T, C)
 
 
 class BertResidual(nn.Module):
@@ -188,7 +188,7 @@ class BertPooler(nn.Module):
 
 
 def mean_pool(hidden, attention_mask=None):
-    """Average of the real tokens' vectors: sum_t m_t h_t / sum_t m_t, (B, T, H) -> (B, H).
+    """Average of the real tokens' vectors: sum_t m_t h_t / sum_t m_t, (B, T, C) -> (B, C).
 
     Sentence-transformers' pooling. Padding (m_t = 0) does not count; an all-padding row
     gives zeros, not NaN (its count is clamped to 1).

@@ -19,6 +19,9 @@ Design choices, all as in GPT-2 / nanoGPT:
 * the exact (erf) GELU by default; GPT-2 used the tanh approximation (``gelu_approximate="tanh"``);
 * ``pos="rope"`` replaces the learned positions by rotary embeddings inside attention (LLaMA).
 
+Shape letters (B, T, C, H, V, and hs = C / H, the head size called D in attention) are the
+glossary's at the top of ``numtrans/functional/attention.py``.
+
 Layouts are ``Linear``'s (out, in). (Hugging Face GPT-2 checkpoints store Conv1D weights (in, out):
 transpose them when converting.) Parameter names follow nanoGPT (``transformer.h.0.attn.c_attn``).
 

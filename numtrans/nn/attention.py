@@ -1,13 +1,15 @@
 """``MultiheadAttention``: h attention heads side by side (Vaswani et al., 2017, section 3.2.2).
 
-    head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)          each head works in hs = E / h dims
-    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O
+    head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V)          each head works in D = C / H dims
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_H) W^O
 
-All heads are computed at once: one projection to E = h * hs features, reshaped to
-(B, h, T, hs), so the attention matmuls are batched over heads. Shapes (batch_first=True):
+Shape letters are the glossary's (top of ``numtrans/functional/attention.py``): C = embed_dim,
+H = num_heads, N queries, M keys. All heads are computed at once: one projection to C = H * D
+features, reshaped to (B, H, N, D), so the attention matmuls are batched over heads. Shapes
+(batch_first=True):
 
-    query (B, L, E), key (B, S, kdim), value (B, S, vdim)  ->  output (B, L, E)
-    attention weights (B, L, S) averaged over heads, or (B, h, L, S)
+    query (B, N, C), key (B, M, kdim), value (B, M, vdim)  ->  output (B, N, C)
+    attention weights (B, N, M) averaged over heads, or (B, H, N, M)
 
 This module mirrors ``torch.nn.MultiheadAttention``: same arguments, the sequence-first layout
 (L, B, E) by default (``batch_first=False``), the same parameter names (``in_proj_weight`` (3E, E)
