@@ -34,7 +34,11 @@ import os
 import warnings
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
+from ..tokenizers import WordPieceTokenizer
+from .bert import BertConfig, BertModel
+from .gpt import GPTConfig
 from .pretrained import CONFIG_NAME, WEIGHTS_NAME, atomic_write, unique_state
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -57,7 +61,6 @@ def read_hf_config(directory: str) -> dict:
 
 def read_hf_weights(directory: str) -> dict:
     """name -> np.ndarray from ``model.safetensors`` (PyTorch pickles are refused)."""
-    from safetensors.numpy import load_file
 
     path = os.path.join(directory, WEIGHTS_NAME)
     if not os.path.isfile(path):
@@ -73,7 +76,6 @@ def read_hf_weights(directory: str) -> dict:
 
 # ----------------------------------------------------------------------------- configs
 def bert_config_from_hf(hf: dict):
-    from .bert import BertConfig
 
     kind = hf.get("position_embedding_type", "absolute")
     if kind != "absolute":
@@ -95,7 +97,6 @@ def bert_config_to_hf(config, architecture: str) -> dict:
 
 
 def gpt_config_from_hf(hf: dict, config_class=None):
-    from .gpt import GPTConfig
 
     inner = hf.get("n_inner")
     if inner is not None and inner != 4 * hf["n_embd"]:
@@ -199,7 +200,6 @@ def gpt_names_to_hf(state: dict, tied: bool) -> dict:
 # ----------------------------------------------------------------------------- loading
 def load_hf_pretrained(cls, directory: str):
     """Build ``cls`` from a Hugging Face directory (``PretrainedMixin.from_pretrained`` calls this)."""
-    from .bert import BertModel
 
     hf = read_hf_config(directory)
     kind = hf.get("model_type")
@@ -256,8 +256,6 @@ def fill_model(model, tensors: dict, source: str):
 
 def load_hf_bert(directory: str, cls=None):
     """``(model, tokenizer)`` from a Hugging Face BERT directory (default class ``BertModel``)."""
-    from ..tokenizers import WordPieceTokenizer
-    from .bert import BertModel
 
     model = load_hf_pretrained(cls or BertModel, directory)
     return model, WordPieceTokenizer.from_pretrained(directory)
@@ -266,7 +264,6 @@ def load_hf_bert(directory: str, cls=None):
 # ----------------------------------------------------------------------------- export
 def export_hf(model, directory: str) -> None:
     """Write ``config.json`` + ``model.safetensors`` that ``transformers`` loads directly."""
-    from safetensors.numpy import save_file
 
     name = type(model).__name__
     state = unique_state(model)
