@@ -41,9 +41,11 @@ def gemm_table():
         af, bf = a.astype(np.float32), b.astype(np.float32)
         ops = 2 * m * k * n
         for isa in int8_isas():
-            t = median_time(lambda isa=isa: int8_matmul(a, b, isa=isa), 3 if isa == "numpy" else 5)
+            t = median_time(
+                lambda isa=isa, a=a, b=b: int8_matmul(a, b, isa=isa), 3 if isa == "numpy" else 5
+            )
             print(f"{m}x{k}x{n:>6} {isa:>12} {ops / t / 1e9:10.1f}")
-        t = median_time(lambda: af @ bf)
+        t = median_time(lambda af=af, bf=bf: af @ bf)
         print(f"{m}x{k}x{n:>6} {'float32':>12} {ops / t / 1e9:10.1f}")
 
 
