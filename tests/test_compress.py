@@ -1,0 +1,149 @@
+"""Distillation loss (gradchecked, vs torch), teacher cache, int8 / 4-bit quantization."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import numtrans as nt
+from numtrans.compress import (
+    QuantizedLinear,
+    distillation_loss,
+    load_quantized,
+    quantize,
+    save_quantized,
+    soft_target_loss,
+    teacher_logits_cached,
+)
+from numtrans.models.bert import BertConfig, BertModel
+from numtrans.nn.linear import Linear
+
+
+def logits(seed, shape=(4, 5)):
+    return np.random.default_rng(seed).normal(size=shape) * 2
+
+
+def test_soft_and_full_loss_gradcheck():
+    t, y = logits(1), np.array([0, 3, 1, 4])
+    s = nt.Tensor(logits(0), requires_grad=True)
+    assert nt.gradcheck(lambda x: soft_target_loss(x, t, 3.0), (s,))
+    assert nt.gradcheck(lambda x: distillation_loss(x, t, y, 2.0, 0.3), (s,))
+
+
+def test_matches_torch_and_formula():
+    torch = pytest.importorskip("torch")
+    s_np, t_np, y = logits(2), logits(3), np.array([1, 0, 2, 4])
+    T, alpha = 2.5, 0.7
+    s = nt.Tensor(s_np, requires_grad=True)
+    loss = distillation_loss(s, t_np, y, T, alpha)
+    loss.backward()
+    st = torch.tensor(s_np, requires_grad=True)
+    kl = torch.nn.functional.kl_div(
+        torch.log_softmax(st / T, -1),
+        torch.log_softmax(torch.tensor(t_np) / T, -1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    ref = alpha * T * T * kl + (1 - alpha) * torch.nn.functional.cross_entropy(st, torch.tensor(y))
+    ref.backward()
+    np.testing.assert_allclose(loss.data, ref.item(), rtol=1e-12)
+    np.testing.assert_allclose(s.grad, st.grad.numpy(), rtol=1e-10, atol=1e-14)
+    # Identical teacher and student: the soft term vanishes.
+    assert abs(float(soft_target_loss(nt.Tensor(s_np), s_np, T).data)) < 1e-12
+
+
+def test_teacher_cache(tmp_path):
+    calls = []
+
+    def forward(batch):
+        calls.append(len(batch))
+        return batch.astype(np.float32) * 2
+
+    x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    path = str(tmp_path / "teacher.safetensors")
+    first = teacher_logits_cached(forward, x, batch_size=2, cache=path)
+    again = teacher_logits_cached(forward, x, batch_size=2, cache=path)
+    assert calls == [2, 2, 1]  # the second call did not run the teacher
+    np.testing.assert_array_equal(first, again)
+    changed = teacher_logits_cached(forward, x + 1, batch_size=5, cache=path)
+    assert calls[-1] == 5
+    np.testing.assert_array_equal(changed, (x + 1) * 2)
+
+
+def tiny_bert():
+    nt.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=16,
+    )
+    return BertModel(cfg).eval()
+
+
+def hidden(model, ids):
+    out = model(ids)
+    out = out[0] if isinstance(out, tuple) else getattr(out, "last_hidden_state", out)
+    return out.data
+
+
+def test_quantize_int8_model(tmp_path):
+    model = tiny_bert()
+    ids = np.random.default_rng(0).integers(1, 50, (2, 7))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    q = quantize(model)
+    for k, v in model.state_dict().items():  # the original is untouched
+        np.testing.assert_array_equal(v, before[k])
+    assert not any(isinstance(m, QuantizedLinear) for m in model.modules())
+    layers = [m for m in q.modules() if isinstance(m, QuantizedLinear)]
+    # 6 Linear per encoder layer (q, k, v, attention output, 2 feed-forward) + the pooler
+    assert len(layers) == 2 * 6 + 1 and all(m.weight_int8.dtype == np.int8 for m in layers)
+    ref, got = hidden(model, ids), hidden(q, ids)
+    err = np.linalg.norm(got - ref) / np.linalg.norm(ref)
+    assert 0 < err < 0.05
+    save_quantized(q, str(tmp_path / "q"))
+    cfg = json.load(open(tmp_path / "q" / "config.json"))
+    assert cfg["quantization"]["bits"] == 8
+    back = load_quantized(BertModel, str(tmp_path / "q"))
+    np.testing.assert_array_equal(hidden(back, ids), got)
+    q_size = os.path.getsize(tmp_path / "q" / "model.safetensors")
+    model.save_pretrained(str(tmp_path / "f"))
+    assert q_size < os.path.getsize(tmp_path / "f" / "model.safetensors")
+    with pytest.raises(ValueError, match="float model"):
+        load_quantized(BertModel, str(tmp_path / "f"))
+    with pytest.raises(ValueError, match="no field"):
+        BertModel.from_pretrained(str(tmp_path / "q"))
+
+
+def test_quantize_options_and_errors():
+    model = tiny_bert()
+    q = quantize(model, skip=("encoder.layer.0.*",))
+    assert not any(isinstance(m, QuantizedLinear) for m in q.encoder.layer[0].modules())
+    q4 = quantize(model, bits=4, group_size=16)
+    lin = next(m for m in q4.modules() if isinstance(m, QuantizedLinear))
+    w = model.encoder.layer[0].attention.self.query.weight.data
+    assert np.abs(lin.dequantized_weight() - w).max() <= np.abs(w).max() / 7
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize(q)
+    with pytest.raises(ValueError, match="does not divide"):
+        quantize(model, bits=4, group_size=24)
+    with pytest.raises(ValueError, match="no Linear"):
+        quantize(nt.nn.LayerNorm(4))
+
+
+def test_quantized_linear_matches_float():
+    nt.manual_seed(1)
+    lin = Linear(24, 10)
+    x = np.random.default_rng(2).normal(size=(3, 5, 24)).astype(np.float32)
+    x[0, 0] = 0  # a zero row must give exactly the bias
+    q = QuantizedLinear.from_linear(lin)
+    out = q(nt.Tensor(x)).data
+    ref = lin(nt.Tensor(x)).data
+    assert out.shape == (3, 5, 10)
+    np.testing.assert_allclose(out[0, 0], lin.bias.data, rtol=1e-6)
+    assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
