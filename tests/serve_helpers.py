@@ -17,7 +17,9 @@ CORPUS = "to be or not to be, that is the question.\nwhether tis nobler in the m
 def save_tiny_gpt(directory, seed: int = 0, block_size: int = 24) -> str:
     """A random 2-layer, 2-head GPT with a character tokenizer, saved like `numtrans pretrain`."""
     tok = CharTokenizer.from_text(CORPUS)
-    cfg = GPTConfig(block_size=block_size, vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_embd=16)
+    cfg = GPTConfig(
+        block_size=block_size, vocab_size=tok.vocab_size, n_layer=2, n_head=2, n_embd=16
+    )
     model = GPT(cfg)
     rng = np.random.default_rng(seed)
     for p in model.parameters():  # larger than GPT's init, so the heads attend unevenly

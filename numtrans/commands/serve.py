@@ -46,7 +46,9 @@ def _serve(args, extra) -> int:
 
         from ..serve.app import create_app
     except ImportError as exc:
-        raise ValueError(f"serve needs the serve extra (pip install numtrans[serve]): {exc}")
+        raise ValueError(
+            f"serve needs the serve extra (pip install numtrans[serve]): {exc}"
+        ) from None
     app = create_app(args.model)
     if not is_loopback(args.host):
         print(

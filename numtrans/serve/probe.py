@@ -32,7 +32,11 @@ from ..models.bert_heads import BertForMaskedLM
 from ..models.gpt import GPT
 from ..models.gpt_heads import GPTForSequenceClassification
 
-GPT_KINDS = {"GPT": GPT, "hf-gpt2": GPT, "GPTForSequenceClassification": GPTForSequenceClassification}
+GPT_KINDS = {
+    "GPT": GPT,
+    "hf-gpt2": GPT,
+    "GPTForSequenceClassification": GPTForSequenceClassification,
+}
 BERT_KINDS = {
     "BertModel": BertModel,
     "hf-bert": BertModel,
@@ -204,7 +208,11 @@ class Probe:
     def tokens(self, ids: list[int]) -> list[dict]:
         special = getattr(self.tokenizer, "special_ids", set())
         return [
-            {"id": int(i), "piece": self.tokenizer.id_to_token(int(i)), "special": int(i) in special}
+            {
+                "id": int(i),
+                "piece": self.tokenizer.id_to_token(int(i)),
+                "special": int(i) in special,
+            }
             for i in ids
         ]
 
