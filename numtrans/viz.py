@@ -10,7 +10,9 @@ a global figure list, and the returned Figure still shows inline in Jupyter.
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 
 import numpy as np
 
@@ -277,9 +279,6 @@ class HTMLView:
 def attention_view(model, tokenizer, text: str) -> HTMLView:
     """Head view + model view of ``model``'s attention on ``text`` (a GPT or a BERT), the same
     drawing code as ``numtrans serve``; every line carries ``data-weight`` (L, H, T, T)."""
-    import json
-    import uuid
-
     from .serve.app import script_js, style_css
     from .serve.probe import Probe
 
