@@ -22,7 +22,7 @@ from serve_helpers import Server  # noqa: E402
 
 from numtrans.serve.app import create_app  # noqa: E402
 
-TEXT = "To be, or not to be, that is the question"
+TEXT = "to be, or not to be, that is the question"  # in a char vocab too
 
 
 def load(url, path, model, clients, seconds):
