@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import translate as translate_commands
 
     translate_commands.register(sub)
+    from .commands import serve as serve_commands
+
+    serve_commands.register(sub)
     return parser
 
 

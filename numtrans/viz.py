@@ -10,7 +10,9 @@ a global figure list, and the returned Figure still shows inline in Jupyter.
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 
 import numpy as np
 
@@ -256,3 +258,39 @@ def plot_masks(masks: dict, path=None, tokens=None):
         else:
             ax.set_yticks([])  # a (T,) mask has no query axis
     return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- inline explorer
+class HTMLView:
+    """Self-contained interactive HTML (the explorer's JS, data embedded); Jupyter shows
+    ``_repr_html_`` inline, ``save(path)`` writes a page that works offline."""
+
+    def __init__(self, html: str):
+        self.html = html
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def save(self, path) -> None:
+        with open(os.fspath(path), "w", encoding="utf-8") as f:
+            f.write(self.html)
+
+
+def attention_view(model, tokenizer, text: str) -> HTMLView:
+    """Head view + model view of ``model``'s attention on ``text`` (a GPT or a BERT), the same
+    drawing code as ``numtrans serve``; every line carries ``data-weight`` (L, H, T, T)."""
+    from .serve.app import script_js, style_css
+    from .serve.probe import Probe
+
+    probe = Probe.__new__(Probe)  # a Probe around objects already in memory
+    probe.model, probe.tokenizer, probe.name = model, tokenizer, "model"
+    probe.family = "bert" if hasattr(model.config, "num_hidden_layers") else "gpt"
+    ids, _ = probe.encode(text)
+    data = {"tokens": probe.tokens(ids), "weights": probe.attention(ids).round(6).tolist()}
+    div = f"nt-{uuid.uuid4().hex[:8]}"
+    html = (
+        f"<style>{style_css()}</style><div class='nt-explorer' id='{div}'></div>"
+        f"<script>{script_js()}\nwindow.numtransExplorer.attentionPanel("
+        f"document.getElementById('{div}'), {json.dumps(data)});</script>"
+    )
+    return HTMLView(html)
