@@ -14,6 +14,8 @@ Command line: ``numtrans pretrain-mlm``, ``numtrans finetune``, ``numtrans evalu
 
 from .baseline import BagOfWordsClassifier
 from .data import LabeledData, LabelMap, read_labeled
+from .dpo import dpo_loss as dpo_loss
+from .dpo import sequence_logprobs as sequence_logprobs
 from .mlm import MLMConfig, corpus_texts, pretrain_mlm
 from .models import classifier_from_pretrained, load_tokenizer, predict_logits
 from .train import (

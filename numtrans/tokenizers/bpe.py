@@ -116,12 +116,19 @@ class ByteBPETokenizer(Tokenizer):
         self._cache[chunk] = ids
         return ids
 
-    def encode(self, text: str) -> list[int]:
-        parts = self._special_re.split(text) if self._special_re else [text]
+    def encode(self, text: str, allowed_special: str | Iterable[str] = "all") -> list[int]:
+        """Token ids of ``text``. ``allowed_special`` names the special tokens that a literal
+        occurrence in ``text`` may become ("all", the default, as GPT-2; ``()`` for untrusted
+        text such as a chat user's message: a typed ``"<|user|>"`` then stays ordinary bytes)."""
+        allowed = set(self.special_tokens) if allowed_special == "all" else set(allowed_special)
+        parts = self._special_re.split(text) if self._special_re and allowed else [text]
         ids: list[int] = []
         for k, part in enumerate(parts):
-            if k % 2:  # re.split with one group puts the separators at odd positions
+            if k % 2 and part in allowed:  # re.split puts the separators at odd positions
                 ids.append(self.vocab[part])
+            elif k % 2:
+                for chunk in pre_tokenize(part):
+                    ids.extend(self._bpe(chunk))
             else:
                 for chunk in pre_tokenize(part):
                     ids.extend(self._bpe(chunk))
@@ -145,6 +152,16 @@ class ByteBPETokenizer(Tokenizer):
     def token_bytes(self, i: int) -> bytes:
         """The raw bytes a (non-special) token stands for: ``åŃ¦`` -> ``b'\\xe5\\xad\\xa6'``."""
         return bytes(self._byte_dec[c] for c in self.tokens[self._check_ids([i])[0]])
+
+    def add_special_tokens(self, tokens: Sequence[str]) -> int:
+        """Append special tokens (e.g. a chat template's) at the end of the vocabulary; returns
+        how many were new (Hugging Face's convention). A model's embedding must then grow to the
+        new ``vocab_size``."""
+        new = [t for t in dict.fromkeys(tokens) if t not in self.vocab]
+        self._set_vocab(self.tokens + new, self.special_tokens + new)
+        alts = "|".join(re.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True))
+        self._special_re = re.compile(f"({alts})")
+        return len(new)
 
     # ---- persistence --------------------------------------------------------------------
     def _config(self) -> dict:
