@@ -88,8 +88,8 @@ def translate_command(args, extra: list[str]) -> int:
 
 
 def train_command(args, extra: list[str]) -> int:
-    from ..cli import collect_overrides
     from ..translation.train import make_config, run
+    from .overrides import collect_overrides
 
     overrides = collect_overrides(args, extra, ("out_dir", "max_steps", "time_limit"))
     run(make_config(args.preset, overrides))
