@@ -29,14 +29,14 @@
 
 # %%
 import os
-import tempfile
 
 import numpy as np
 
 import numtrans as nt
 from numtrans.functional.attention import attention_weights, scaled_dot_product_attention
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401  (numtrans.viz draws with it)
 
@@ -101,7 +101,7 @@ assert np.allclose(y.data[0], out) and np.allclose(w.data[0], weights)
 # %% [markdown]
 # ## 4. The weights as a heatmap
 #
-# Row $t$ shows where token $t$ looks. (Saved to `$NUMTRANS_TUTORIAL_OUT`, default: the temp dir.)
+# Row $t$ shows where token $t$ looks. (Saved to `$NUMTRANS_TUTORIAL_OUT`, default `./out`.)
 
 # %%
 if viz is not None:

@@ -25,7 +25,6 @@
 
 # %%
 import os
-import tempfile
 
 import numpy as np
 
@@ -33,7 +32,8 @@ import numtrans as nt
 from numtrans import nn
 from numtrans.functional.attention import scaled_dot_product_attention
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401
 

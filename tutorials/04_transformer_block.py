@@ -33,7 +33,6 @@
 
 # %%
 import os
-import tempfile
 
 import numpy as np
 
@@ -41,7 +40,8 @@ import numtrans as nt
 import numtrans.functional as F
 from numtrans import nn
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401
 

@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -31,7 +35,6 @@
 # %%
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -48,7 +51,7 @@ from numtrans.training.pretrain import make_batcher
 from numtrans.viz import plot_attention, plot_history
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 nt.manual_seed(1337)  # model initialisation
 rng = np.random.default_rng(1337)  # batch sampling

@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -53,7 +57,7 @@ from numtrans.finetune import (
 from numtrans.viz import plot_confusion_matrix
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 WORK = tempfile.mkdtemp(prefix="numtrans-07-")
 

@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -29,7 +33,6 @@
 
 # %%
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +46,7 @@ from numtrans.tokenizers import WordPieceTokenizer
 from numtrans.viz import plot_attention
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 
 try:

@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -27,7 +31,6 @@
 
 # %%
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -40,7 +43,7 @@ from numtrans.translation.data import make_dataset, make_tokenizers
 from numtrans.translation.train import build, make_config, train_model
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 T0 = time.perf_counter()
 

@@ -40,7 +40,8 @@ import numtrans as nt
 from numtrans import backends
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # set by the test-suite: less work
-OUT = Path(os.environ.get("NUMTRANS_TUTORIAL_OUT", "."))
+OUT = Path(os.environ.get("NUMTRANS_TUTORIAL_OUT", "out"))  # one folder for every tutorial
+OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 
 
@@ -212,7 +213,7 @@ try:
     import matplotlib.pyplot as plt
 except ImportError:
     plt = None
-saved = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "attention.png"
+saved = Path("benchmarks") / "results" / "attention.png"  # run from the repository root
 if plt is not None and saved.exists() and not FAST:
     img = plt.imread(saved)
     plt.figure(figsize=(12, 4.5))
