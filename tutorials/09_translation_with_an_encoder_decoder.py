@@ -30,6 +30,7 @@
 # shown at the end (`benchmarks/translation.py`).
 
 # %%
+import io
 import os
 import time
 
@@ -46,6 +47,25 @@ FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 T0 = time.perf_counter()
+
+try:
+    import matplotlib  # noqa: F401  (checked first: the figures come after minutes of work)
+except ImportError:
+    raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## 1. The data
@@ -154,7 +174,8 @@ masks = {
     "decoder causal": causal_mask(T, T) & tgt_real[None, :],
     "cross-attention": np.broadcast_to(src_real, (T, S)),
 }
-plot_masks(masks, path=os.path.join(OUT, "09_masks.png"))
+fig = plot_masks(masks, path=os.path.join(OUT, "09_masks.png"))
+show(fig)
 print("masks saved to", os.path.join(OUT, "09_masks.png"))
 print(masks["decoder causal"].astype(int))
 
@@ -269,6 +290,7 @@ print(f"\ntiny model, {len(t_sources)} test sentences: "
 amap = translator.attention(examples[0])
 print("source:", amap.source_tokens, "\noutput:", amap.target_tokens)
 print(np.round(amap.weights[-1].mean(axis=0), 2))  # last layer, heads averaged: (T, S)
-amap.plot(os.path.join(OUT, "09_cross_attention.png"))
+fig = amap.plot(os.path.join(OUT, "09_cross_attention.png"))
+show(fig)
 print("saved", os.path.join(OUT, "09_cross_attention.png"))
 print(f"tutorial ran in {time.perf_counter() - T0:.0f} s")
