@@ -228,7 +228,7 @@ def probs(z):
     return e / e.sum()
 
 
-def show(label, p, k=6):
+def show_top(label, p, k=6):
     top = np.argsort(-p)[:k]
     kept = int((p > 0).sum())
     cells = "  ".join(f"{tokenizer.decode([int(i)])!r} {p[i]:.2f}" for i in top)
@@ -236,9 +236,9 @@ def show(label, p, k=6):
 
 
 for temperature in (0.5, 1.0, 2.0):
-    show(f"T = {temperature}", probs(logits / temperature))
-show("top-k = 5", probs(filter_top_k(logits[None], 5)[0]))
-show("top-p = 0.9", probs(filter_top_p(logits[None], 0.9)[0]))
+    show_top(f"T = {temperature}", probs(logits / temperature))
+show_top("top-k = 5", probs(filter_top_k(logits[None], 5)[0]))
+show_top("top-p = 0.9", probs(filter_top_p(logits[None], 0.9)[0]))
 
 # %% [markdown]
 # And whole samples, all from the same newline prompt and seed:
