@@ -103,7 +103,8 @@ print(f"{cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads, hidden 
 #
 # Lower-case, strip accents, split off punctuation, then cut each word greedily into the
 # longest pieces in the vocabulary; continuation pieces start with `##`. `[CLS]` opens every
-# input and `[SEP]` closes it.
+# input and `[SEP]` closes it. MiniLM's vocabulary (from English BERT) lacks these Chinese
+# characters, so 北京欢迎你 becomes `[UNK]` pieces: an English model cannot read Chinese.
 
 # %%
 for text in ["Tokenization is unaffable!", "Héllo, naïve café façade", "北京欢迎你"]:
