@@ -215,7 +215,7 @@ show(fig)
 #
 # Pretraining on 2,400 sentences (28,000 words) did not help, it hurt. Its masked-LM loss ended
 # near 6.0 nats, barely below what a model that only knows how frequent each token is would
-score (about 6.4 nats, the unigram entropy of the benchmark's vocabulary; not computed here): so
+# score (about 6.4 nats, the unigram entropy of the benchmark's vocabulary; not computed here): so
 # little text teaches little beyond word frequencies, and those features are a worse start than
 # random weights (whose mean-pooled output is close to an average of word embeddings, a learned
 # bag of words). MiniLM read about a billion sentences; even frozen, its sentence vectors
