@@ -45,6 +45,7 @@ from numtrans.data import load_corpus
 from numtrans.functional.attention import attention_weights
 from numtrans.generation.generate import generate
 from numtrans.generation.sampling import filter_top_k, filter_top_p
+from numtrans.metrics import perplexity
 from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.optim import AdamW, WarmupCosineLR, clip_grad_norm_, param_groups_for_weight_decay
 from numtrans.tokenizers import CharTokenizer
@@ -129,8 +130,19 @@ print("y[0]:", repr(tokenizer.decode(y[0].tolist())))
 model = GPT(GPTConfig(vocab_size=tokenizer.vocab_size, dropout=0.0, **cfg))
 print(f"GPT {cfg}: {model.num_params():,} parameters")
 with nt.no_grad():
-    _, loss0 = model(x, y)
+    logits0, loss0 = model(x, y)
 print(f"loss before training: {loss0.item():.3f} (ln 65 = {math.log(65):.3f})")
+
+# The same loss by hand: log-softmax over the 65 scores, pick the target's, average, negate.
+z = logits0.data.astype(np.float64)  # (B, T, 65)
+log_probs = z - z.max(-1, keepdims=True)
+log_probs -= np.log(np.exp(log_probs).sum(-1, keepdims=True))
+nll = -np.take_along_axis(log_probs, y[..., None], axis=-1)[..., 0]  # (B, T) nats per position
+print(f"by hand: mean NLL {nll.mean():.4f}, the library's loss {loss0.item():.4f}")
+assert abs(nll.mean() - loss0.item()) < 1e-4
+print(
+    f"perplexity = exp(loss) = {perplexity(nll):.1f} (of 65 characters: close to a uniform guess)"
+)
 
 groups = param_groups_for_weight_decay(model.named_parameters(), weight_decay=0.1)
 print(f"decayed: {len(groups[0]['params'])} matrices, not decayed: {len(groups[1]['params'])}")
