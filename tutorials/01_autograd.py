@@ -25,6 +25,7 @@
 # recorded, check the gradients with finite differences, and fit a tiny model by gradient descent.
 
 # %%
+import io
 import os
 
 import numpy as np
@@ -35,6 +36,25 @@ from numtrans.autograd.engine import topological_order
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # set by the test-suite: less work
 nt.manual_seed(0)
+
+try:
+    import matplotlib  # noqa: F401  (the figures need it)
+except ImportError:
+    print('figures are skipped: pip install "numtrans[plot]" to draw them')
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## 1. Build a computation
@@ -249,6 +269,7 @@ if plt is not None:
     fig.tight_layout()
     path = os.path.join(out_dir, "01_autograd.png")
     fig.savefig(path)
+    show(fig)
     plt.close(fig)
     print("saved", path)
 

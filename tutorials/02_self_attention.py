@@ -28,15 +28,16 @@
 # We compute this by hand in NumPy on a small sentence, then with numtrans, and draw the weights.
 
 # %%
+import io
 import os
-import tempfile
 
 import numpy as np
 
 import numtrans as nt
 from numtrans.functional.attention import attention_weights, scaled_dot_product_attention
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401  (numtrans.viz draws with it)
 
@@ -44,6 +45,20 @@ try:
 except ImportError:
     viz = None
 np.set_printoptions(precision=3, suppress=True)
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## 1. A sentence as vectors
@@ -101,12 +116,12 @@ assert np.allclose(y.data[0], out) and np.allclose(w.data[0], weights)
 # %% [markdown]
 # ## 4. The weights as a heatmap
 #
-# Row $t$ shows where token $t$ looks. (Saved to `$NUMTRANS_TUTORIAL_OUT`, default: the temp dir.)
+# Row $t$ shows where token $t$ looks. (Saved to `$NUMTRANS_TUTORIAL_OUT`, default `./out`.)
 
 # %%
 if viz is not None:
     path = os.path.join(OUT, "02_self_attention_weights.png")
-    viz.plot_attention(weights, tokens, title="softmax(QK^T / sqrt(d_k))", path=path)
+    show(viz.plot_attention(weights, tokens, title="softmax(QK^T / sqrt(d_k))", path=path))
     print("saved", path)
 
 # %% [markdown]
@@ -149,7 +164,11 @@ assert np.allclose(scaled_dot_product_attention(q, k, v, attn_mask=allowed).data
 additive = np.where(allowed, 0.0, -np.inf)
 assert np.allclose(scaled_dot_product_attention(q, k, v, attn_mask=additive).data, y_causal.data)
 if viz is not None:
-    viz.plot_attention(w_causal, tokens, title="causal", path=os.path.join(OUT, "02_causal.png"))
+    show(
+        viz.plot_attention(
+            w_causal, tokens, title="causal", path=os.path.join(OUT, "02_causal.png")
+        )
+    )
 
 # %% [markdown]
 # What if a query may attend to **nothing** (every key masked, e.g. a padding query)? The softmax of

@@ -24,8 +24,8 @@
 # Then: padding and causal masks, and how tokens learn *where* they are.
 
 # %%
+import io
 import os
-import tempfile
 
 import numpy as np
 
@@ -33,7 +33,8 @@ import numtrans as nt
 from numtrans import nn
 from numtrans.functional.attention import scaled_dot_product_attention
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401
 
@@ -46,6 +47,25 @@ nt.manual_seed(0)
 tokens = ["the", "cat", "sat", "on", "the", "mat"]
 T, C, H = len(tokens), 16, 4
 x = nt.randn(1, T, C, dtype=np.float64)  # (B, T, C): a batch of one sentence
+
+try:
+    import matplotlib  # noqa: F401  (the figures need it)
+except ImportError:
+    print('figures are skipped: pip install "numtrans[plot]" to draw them')
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## 1. `nn.MultiheadAttention`
@@ -62,7 +82,8 @@ y, w = mha(x, x, x, need_weights=True, average_attn_weights=False)
 print("output:", y.shape, " per-head weights:", w.shape)
 if viz is not None:
     path = os.path.join(OUT, "03_heads.png")
-    viz.plot_attention(w.data[0], tokens, title="4 heads, random weights", path=path)
+    fig = viz.plot_attention(w.data[0], tokens, title="4 heads, random weights", path=path)
+    show(fig)
     print("saved", path)
 
 # %% [markdown]
@@ -120,7 +141,8 @@ if viz is not None:
         "causal (MHA: True=blocked)": causal_blocked,
         "causal (SDPA: True=attend)": sdpa_allowed,
     }
-    viz.plot_masks(masks, path=os.path.join(OUT, "03_masks.png"), tokens=tokens)
+    fig = viz.plot_masks(masks, path=os.path.join(OUT, "03_masks.png"), tokens=tokens)
+    show(fig)
 
 # %% [markdown]
 # ## 4. Attention does not know the order of the tokens
@@ -149,7 +171,8 @@ print("permuting the input permutes the output:", np.allclose(y1.data[:, perm], 
 pe = nn.sinusoidal_encoding(100, 64)
 print("PE:", pe.shape, "  PE[1, :4] =", pe[1, :4])
 if viz is not None:
-    viz.plot_positional_encoding(pe, path=os.path.join(OUT, "03_sinusoidal.png"))
+    fig = viz.plot_positional_encoding(pe, path=os.path.join(OUT, "03_sinusoidal.png"))
+    show(fig)
 
 # %% [markdown]
 # Nearby positions have similar encodings, and the similarity depends only on the distance:

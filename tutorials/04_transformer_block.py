@@ -32,8 +32,8 @@
 # layer by hand, compare the two norm orders, and then look at the decoder layer.
 
 # %%
+import io
 import os
-import tempfile
 
 import numpy as np
 
@@ -41,7 +41,8 @@ import numtrans as nt
 import numtrans.functional as F
 from numtrans import nn
 
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
+os.makedirs(OUT, exist_ok=True)
 try:
     import matplotlib  # noqa: F401
 
@@ -54,6 +55,25 @@ nt.manual_seed(0)
 B, T, C, H, FF = 2, 5, 16, 4, 64
 x = nt.randn(B, T, C, dtype=np.float64)
 pad = np.array([[False] * 5, [False, False, False, True, True]])  # sentence 2 has 3 tokens
+
+try:
+    import matplotlib  # noqa: F401  (the figures need it)
+except ImportError:
+    print('figures are skipped: pip install "numtrans[plot]" to draw them')
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## 1. The encoder layer, step by step
@@ -151,10 +171,14 @@ ca, ca_w = dec.multihead_attn(tgt, memory, memory)
 print("self-attention weights ", sa_w.shape, "(target x target, causal)")
 print("cross-attention weights", ca_w.shape, "(target x source)")
 if viz is not None:
-    viz.plot_attention(sa_w.data[0], tgt_tokens, title="decoder self-attention (causal)",
+    fig = viz.plot_attention(sa_w.data[0], tgt_tokens, title="decoder self-attention (causal)",
                        path=os.path.join(OUT, "04_decoder_self.png"))  # fmt: skip
+    show(fig)
     path = os.path.join(OUT, "04_cross_attention.png")
-    viz.plot_attention(ca_w.data[0], src_tokens, tgt_tokens, title="cross-attention", path=path)
+    fig = viz.plot_attention(
+        ca_w.data[0], src_tokens, tgt_tokens, title="cross-attention", path=path
+    )
+    show(fig)
     print("saved", path)
 
 # %% [markdown]

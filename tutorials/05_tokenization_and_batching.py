@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -133,8 +137,10 @@ table(["tokenizer", "vocab", "#ids", "pieces"], rows)
 # unseen words to `<unk>`. BPE and WordPiece sit between the two: frequent words are one
 # token, rarer ones a few pieces, and BPE has learned whole Chinese characters (3 bytes
 # each) from the Four Books in its training text. All four decode back:
-# exactly for char and BPE, up to spacing for word (which joins with spaces), and up to case
-# and accents for WordPiece (which lowercases).
+# exactly for char and BPE, up to spacing for word (which joins with spaces), and for WordPiece
+# up to case, accents *and spacing*: it splits off punctuation, so "wasn't" comes back as
+# "wasn ' t". In the table above BPE shows some Chinese characters as `<hex>` byte pieces
+# (时, 习): characters too rare in its training text to earn a merge stay as their UTF-8 bytes.
 
 # %%
 table(

