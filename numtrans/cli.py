@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from . import backends
 from .commands.overrides import collect_overrides, parse_overrides  # noqa: F401 (public)
 
 
@@ -119,10 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that run no model (or print their own report) skip the backend line; those whose
+# standard output is their product (text to pipe on) print it on a terminal's stderr only.
+_QUIET_COMMANDS = {"info"}
+_PRODUCT_COMMANDS = {"generate", "translate", "answer", "summarize", "chat"}
+
+
+def _say_backend(command: str) -> None:
+    """First line of every model command: which code runs attention (and GELU's erf)."""
+    if command in _QUIET_COMMANDS:
+        return
+    if command in _PRODUCT_COMMANDS:
+        if sys.stderr.isatty():
+            print(backends.describe(), file=sys.stderr)
+        return
+    print(backends.describe(), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     try:
+        _say_backend(args.command)
         return args.func(args, extra)
     except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -116,3 +116,18 @@ def test_help_everywhere():
 def test_info_lists_backends(capsys):
     assert main(["info"]) == 0
     assert "numpy" in capsys.readouterr().out
+
+
+def test_every_model_command_says_first_which_backend_runs(capsys, tmp_path):
+    """Issue 13: the first line names the attention backend (native kernel or NumPy reference)."""
+    from numtrans import backends, cli
+
+    missing = str(tmp_path / "missing.txt")
+    assert cli.main(["pretrain", "--data", missing, "--no-progress"]) == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == backends.describe() and out[0].startswith("attention: ")
+    with backends.use("numpy"):
+        cli.main(["pretrain", "--data", missing, "--no-progress"])
+    assert "NumPy reference" in capsys.readouterr().out.splitlines()[0]
+    cli.main(["generate", "--model", str(tmp_path)])  # stdout is the product: no line there
+    assert "attention:" not in capsys.readouterr().out
