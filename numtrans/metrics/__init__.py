@@ -6,6 +6,8 @@
 * regression: :func:`mse`, :func:`mae`, :func:`pearson`
 * language modelling: :func:`perplexity`
 * translation: :func:`corpus_bleu`, :func:`sentence_bleu`
+* question answering: :func:`squad_scores` (SQuAD v1.1 exact match / F1)
+* summarisation: :func:`rouge` (equal to rouge-score; ``tokenize="char"`` for Chinese)
 """
 
 from .bleu import BLEUScore, corpus_bleu, sentence_bleu
@@ -21,6 +23,8 @@ from .classification import (
 from .language import perplexity
 from .regression import mae, mean_absolute_error, mean_squared_error, mse, pearson
 from .report import classification_report
+from .rouge import rouge
+from .squad import squad_scores
 
 __all__ = [
     "BLEUScore",
@@ -39,5 +43,7 @@ __all__ = [
     "precision_recall_fscore_support",
     "precision_score",
     "recall_score",
+    "rouge",
     "sentence_bleu",
+    "squad_scores",
 ]
