@@ -92,3 +92,36 @@ def test_bad_input():
         LoRALinear(nn.Linear(4, 3), r=4, alpha=1)
     with pytest.raises(ValueError, match="match no Linear"):
         apply_lora(small_bert(), target_modules=("nothing_here",))
+
+
+def test_matches_peft_library():
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(6, 5)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    torch.manual_seed(0)
+    net = Net().double()
+    pm = peft.get_peft_model(net, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["fc"]))
+    layer = pm.base_model.model.fc
+    torch.nn.init.normal_(layer.lora_B["default"].weight)
+    ours = nn.Linear(6, 5).double()
+    ours.weight.data[...] = layer.base_layer.weight.detach().numpy()
+    ours.bias.data[...] = layer.base_layer.bias.detach().numpy()
+    lora = LoRALinear(ours, r=2, alpha=4)
+    lora.lora_A.data[...] = layer.lora_A["default"].weight.detach().numpy()
+    lora.lora_B.data[...] = layer.lora_B["default"].weight.detach().numpy()
+    x = np.random.default_rng(0).normal(size=(3, 6))
+    y_t = pm(torch.tensor(x))
+    y_t.pow(2).sum().backward()
+    y = lora(Tensor(x))
+    (y * y).sum().backward()
+    np.testing.assert_allclose(y.numpy(), y_t.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(lora.lora_A.grad, layer.lora_A["default"].weight.grad, atol=1e-6)
+    np.testing.assert_allclose(lora.lora_B.grad, layer.lora_B["default"].weight.grad, atol=1e-6)
