@@ -1,0 +1,32 @@
+"""Parameter-efficient fine-tuning: LoRA adapters (``lora.py``) and their use on models
+(``model.py``: apply, freeze, merge, save / load, several named adapters on one base)."""
+
+from .lora import LoRALinear
+from .model import (
+    apply_lora,
+    load_adapter,
+    lora_layers,
+    mark_only_lora_as_trainable,
+    merge_adapter,
+    merge_and_unload,
+    read_adapter_config,
+    save_adapter,
+    set_adapter,
+    trainable_parameters,
+    unmerge_adapter,
+)
+
+__all__ = [
+    "LoRALinear",
+    "apply_lora",
+    "load_adapter",
+    "lora_layers",
+    "mark_only_lora_as_trainable",
+    "merge_adapter",
+    "merge_and_unload",
+    "read_adapter_config",
+    "save_adapter",
+    "set_adapter",
+    "trainable_parameters",
+    "unmerge_adapter",
+]
