@@ -44,6 +44,39 @@ def linear(x, weight, bias=None):
     return make_result(out, parents, backward, "linear")
 
 
+def embedding_textbook(ids, weight, padding_idx: int | None = None):
+    """Row lookup with the plain scatter-add backward: ``np.add.at(grad, ids, g)`` adds each
+    position's gradient row into its token's row, one at a time. ``embedding`` below sums the
+    same rows by sorting the ids (several times faster); tests check they agree."""
+    idx = np.asarray(getattr(ids, "data", ids))
+    out = weight.data[idx]  # (..., C)
+
+    def backward(g):
+        grad = np.zeros_like(weight.data)  # (V, C)
+        np.add.at(grad, idx.reshape(-1), g.reshape(-1, weight.shape[1]))
+        if padding_idx is not None:
+            grad[padding_idx] = 0
+        return (grad,)
+
+    return make_result(out, (weight,), backward, "embedding")
+
+
+def layer_norm_textbook(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
+    """LayerNorm as the paper writes it, built from Tensor ops so autograd derives the backward:
+    (x - mean) / sqrt(var + eps) * w + b over the last axes (biased variance). ``layer_norm``
+    below is the same with a hand-written backward and fewer temporaries (tests check)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    mu = x.mean(dim=axes, keepdim=True)
+    var = ((x - mu) * (x - mu)).mean(dim=axes, keepdim=True)
+    out = (x - mu) / (var + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
 def embedding(ids, weight, padding_idx: int | None = None):
     """Look up rows of ``weight``. Backward: scatter-add g into the rows that were used
     (a token used twice gets both gradients); the ``padding_idx`` row gets none."""

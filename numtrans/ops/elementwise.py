@@ -60,6 +60,20 @@ def relu(x):
     return make_result(out, (x,), lambda g: (g * (x.data > 0),), "relu")
 
 
+def gelu_textbook(x):
+    """The exact GELU as the formula reads: out = x Phi(x), d out / dx = Phi(x) + x phi(x),
+    with Phi(x) = (1 + erf(x / sqrt(2))) / 2 and phi the N(0, 1) density.
+
+    ``gelu`` below computes exactly this with in-place steps on one buffer, because on a
+    (B, T, 4C) activation the temporaries, not the arithmetic, are what costs (tests check the
+    two agree, forward and backward)."""
+    xd = x.data
+    cdf = 0.5 * (1.0 + erf(xd / math.sqrt(2)))  # Phi(x)
+    pdf = np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)  # phi(x)
+    out = xd * cdf
+    return make_result(out, (x,), lambda g: (g * (cdf + xd * pdf),), "gelu")
+
+
 def gelu(x, approximate: str = "none"):
     """GELU(x) = x * Phi(x), the Gaussian CDF (Hendrycks & Gimpel, 2016).
 
