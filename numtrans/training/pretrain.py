@@ -98,13 +98,90 @@ def make_config(
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"config file not found: {config_file}")
         with open(config_file, encoding="utf-8") as f:
-            values.update(json.load(f))
+            try:
+                loaded = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(
+                f"{config_file}: a config file must be a JSON object of settings, "
+                f"got a {type(loaded).__name__}"
+            )
+        values.update(loaded)
     values.update(overrides or {})
     fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(fields)}")
-    return PretrainConfig(**values)
+    cfg = PretrainConfig(**values)
+    validate(cfg)
+    return cfg
+
+
+# What each setting may be: (type(s), a test on the value, the words for what is allowed).
+_POSITIVE = ((int,), lambda v: v >= 1, "a whole number >= 1")
+_NONNEG_FLOAT = ((int, float), lambda v: v >= 0 and np.isfinite(v), "a finite number >= 0")
+_RULES = {
+    "val_fraction": ((int, float), lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
+    "n_layer": _POSITIVE,
+    "n_head": _POSITIVE,
+    "n_embd": _POSITIVE,
+    "block_size": _POSITIVE,
+    "dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "batch_size": _POSITIVE,
+    "max_steps": _POSITIVE,
+    "learning_rate": ((int, float), lambda v: 0 < v < 1e3, "a number > 0 (and < 1000)"),
+    "min_lr": _NONNEG_FLOAT,
+    "warmup_steps": ((int,), lambda v: v >= 0, "a whole number >= 0"),
+    "weight_decay": _NONNEG_FLOAT,
+    "beta1": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "beta2": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "grad_clip": _NONNEG_FLOAT,
+    "grad_accum_steps": _POSITIVE,
+    "eval_interval": _POSITIVE,
+    "eval_batches": _POSITIVE,
+    "log_interval": _POSITIVE,
+    "sample_tokens": ((int,), lambda v: v >= 0, "a whole number >= 0"),
+    "temperature": ((int, float), lambda v: 0 < v and np.isfinite(v), "a finite number > 0"),
+    "seed": ((int,), lambda v: True, "a whole number"),
+}
+
+
+def validate(cfg: PretrainConfig) -> None:
+    """Check every setting once, where the config is built (CLI, config file and Python alike):
+    a bad one raises ValueError naming the field, the value and what is allowed."""
+    for name, (types, ok, allowed) in _RULES.items():
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+            raise ValueError(f"setting {name}={value!r} is invalid: it must be {allowed}")
+    for name in ("data", "out_dir", "pos"):
+        if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
+            raise ValueError(f"setting {name}={getattr(cfg, name)!r} is invalid: it must be text")
+    if cfg.n_embd % cfg.n_head:
+        raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
+    for name in ("top_k", "patience"):
+        value = getattr(cfg, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise ValueError(
+                f"setting {name}={value!r} is invalid: it must be None or a whole number >= 1"
+            )
+    check_output_dir(cfg.out_dir)
+
+
+def check_output_dir(path: str) -> None:
+    """Fail before training, not after it: the run directory must be a directory we can write."""
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe.rstrip(os.sep))
+    probe = probe or "."
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"out_dir {path!r} exists and is not a directory")
+    if not os.path.isdir(probe):
+        raise ValueError(f"out_dir {path!r}: {probe!r} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"out_dir {path!r}: cannot write in {probe!r}")
 
 
 def prepare_data(cfg: PretrainConfig):
