@@ -17,6 +17,7 @@ import sys
 
 from . import backends
 from .commands.overrides import collect_overrides, parse_overrides  # noqa: F401 (public)
+from .training.trainer import NonFiniteLossError
 
 
 def _pretrain(args, extra: list[str]) -> int:
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"numtrans {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as exc:  # a runtime failure, not bad input
+        print(f"numtrans {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -3,10 +3,11 @@ job, character-level GPT pretraining (``pretrain.py``)."""
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .pretrain import PRESETS, PretrainConfig, make_config, run
-from .trainer import TrainConfig, Trainer
+from .trainer import NonFiniteLossError, TrainConfig, Trainer
 
 __all__ = [
     "PRESETS",
+    "NonFiniteLossError",
     "PretrainConfig",
     "TrainConfig",
     "Trainer",

@@ -51,6 +51,7 @@ class PretrainConfig:
     log_interval: int = 50
     patience: int | None = None
     checkpoint: bool = True
+    on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" with an error, or "skip" the step
     seed: int = 1337
     progress: bool = True
     # the sample printed at the end
@@ -157,6 +158,8 @@ def validate(cfg: PretrainConfig) -> None:
     for name in ("data", "out_dir", "pos"):
         if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
             raise ValueError(f"setting {name}={getattr(cfg, name)!r} is invalid: it must be text")
+    if cfg.on_nonfinite not in ("stop", "skip"):
+        raise ValueError(f"setting on_nonfinite={cfg.on_nonfinite!r} is invalid: 'stop' or 'skip'")
     if cfg.n_embd % cfg.n_head:
         raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
     for name in ("top_k", "patience"):
@@ -272,6 +275,7 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
         patience=cfg.patience,
         seed=cfg.seed,
         progress=cfg.progress,
+        on_nonfinite=cfg.on_nonfinite,
         checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
     )
     trainer = Trainer(

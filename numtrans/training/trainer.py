@@ -45,6 +45,13 @@ class TrainConfig:
     checkpoint_interval: int | None = None  # default: every evaluation
     seed: int = 1337
     progress: bool = True  # tqdm progress bar when available
+    # a NaN/inf loss: "stop" raises NonFiniteLossError (the last checkpoint is kept, nothing is
+    # saved over it), "skip" drops that step's update and goes on (counted in skipped_steps)
+    on_nonfinite: str = "stop"
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; raised before the optimiser takes the step."""
 
 
 def default_loss_fn(model, batch):
@@ -86,6 +93,11 @@ class Trainer:
         }
         self.best_val = math.inf
         self._bad_evals = 0
+        self.skipped_steps = 0
+        if self.config.on_nonfinite not in ("stop", "skip"):
+            raise ValueError(
+                f"on_nonfinite={self.config.on_nonfinite!r}: expected 'stop' or 'skip'"
+            )
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> float:
@@ -112,8 +124,20 @@ class Trainer:
         for _ in range(cfg.grad_accum_steps):
             batch = self.get_batch("train", self.rng)
             loss = self.loss_fn(self.model, batch)
+            value = float(loss.item())
+            if not math.isfinite(value):
+                if cfg.on_nonfinite == "skip":  # drop this update, keep the weights as they were
+                    self.optimizer.zero_grad()
+                    self.skipped_steps += 1
+                    self.step += 1
+                    return math.nan, tokens
+                raise NonFiniteLossError(
+                    f"the training loss is {value} at step {self.step + 1}: training stopped "
+                    "before updating the weights (the last checkpoint is kept). Lower the "
+                    "learning rate, or set on_nonfinite='skip' to drop such steps"
+                )
             (loss / cfg.grad_accum_steps).backward()
-            total += float(loss.item())
+            total += value
             tokens += _count_tokens(batch)
         if cfg.grad_clip is not None:
             clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
