@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"numtrans {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as exc:  # a runtime failure, not bad input
+    except (NonFiniteLossError, FloatingPointError) as exc:  # a runtime failure, not bad input
         print(f"numtrans {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

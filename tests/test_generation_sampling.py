@@ -62,3 +62,22 @@ def test_bad_arguments_are_named():
         sample_next(np.zeros((1, 3)), temperature=-1)
     with pytest.raises(ValueError, match=r"\(B, V\)"):
         sample_next(np.zeros(3))
+
+
+def test_non_finite_sampling_parameters_and_logits_are_refused():
+    """Issue 14, item 9: NaN settings or NaN logits never print a silent sample."""
+    import pytest
+
+    from numtrans.generation.sampling import sample_next
+
+    logits = np.zeros((1, 5))
+    with pytest.raises(ValueError, match="temperature"):
+        sample_next(logits, temperature=float("nan"))
+    with pytest.raises(ValueError, match="top_p"):
+        sample_next(logits, top_p=float("nan"))
+    bad = logits.copy()
+    bad[0, 2] = np.nan
+    with pytest.raises(FloatingPointError, match="NaN"):
+        sample_next(bad, temperature=0.8)
+    with pytest.raises(FloatingPointError, match="NaN"):
+        sample_next(bad, temperature=0)

@@ -13,6 +13,8 @@ Sampling uses the given ``np.random.Generator`` so a seed reproduces the text ex
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..functional.activations import softmax_array
@@ -52,8 +54,15 @@ def sample_next(
     logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2:
         raise ValueError(f"expected logits of shape (B, V), got {logits.shape}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not math.isfinite(temperature) or temperature < 0:
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
+    if top_p is not None and not math.isfinite(top_p):
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if np.isnan(logits).any() or np.isposinf(logits).any():
+        # NaN weights (or an overflow) would otherwise pick token 0 or the last one, silently
+        raise FloatingPointError(
+            "the model's logits contain NaN or +inf: refusing to sample (are the weights finite?)"
+        )
     if temperature == 0:
         return np.argmax(logits, axis=-1)
     logits = logits / temperature
