@@ -16,6 +16,8 @@ import uuid
 
 import numpy as np
 
+from .io import atomic_write_text
+
 
 def _new_figure(width: float, height: float):
     """A Figure drawn by the Agg (PNG) renderer; no pyplot, no GUI window."""
@@ -272,8 +274,7 @@ class HTMLView:
         return self.html
 
     def save(self, path) -> None:
-        with open(os.fspath(path), "w", encoding="utf-8") as f:
-            f.write(self.html)
+        atomic_write_text(path, self.html)
 
 
 def attention_view(model, tokenizer, text: str) -> HTMLView:

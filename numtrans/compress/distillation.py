@@ -26,7 +26,7 @@ import numpy as np
 from ..autograd.engine import make_result
 from ..functional.activations import softmax_array
 from ..functional.losses import cross_entropy
-from ..models.pretrained import atomic_write
+from ..io import atomic_write
 
 
 def _log_softmax_rows(x: np.ndarray) -> np.ndarray:

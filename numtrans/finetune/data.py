@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io import atomic_write_text
+
 LABELS_FILE = "labels.json"
 TEXT_NAMES = ("text", "sentence", "review", "document")
 LABEL_NAMES = ("label", "labels", "target", "score")
@@ -224,9 +226,10 @@ class LabelMap:
         return np.array([index[label] for label in data.labels], dtype=np.int64)
 
     def save(self, directory: str, **extra) -> None:
-        with open(os.path.join(directory, LABELS_FILE), "w", encoding="utf-8") as f:
-            json.dump({"task": self.task, "labels": self.names, **extra}, f, indent=1)
-            f.write("\n")
+        atomic_write_text(
+            os.path.join(directory, LABELS_FILE),
+            json.dumps({"task": self.task, "labels": self.names, **extra}, indent=1) + "\n",
+        )
 
     @classmethod
     def load(cls, directory: str) -> tuple[LabelMap, dict]:

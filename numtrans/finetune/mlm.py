@@ -19,6 +19,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+from ..io import atomic_write_text
+
 
 @dataclass
 class MLMConfig:
@@ -133,8 +135,10 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
         os.makedirs(out_dir, exist_ok=True)
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
-        with open(os.path.join(out_dir, "history.json"), "w", encoding="utf-8") as f:
-            json.dump({"history": history, "config": asdict(cfg)}, f)
+        atomic_write_text(
+            os.path.join(out_dir, "history.json"),
+            json.dumps({"history": history, "config": asdict(cfg)}),
+        )
         say(f"saved to {out_dir}")
     return {
         "model": model,

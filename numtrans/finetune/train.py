@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..io import atomic_write_text
 from .data import LABELS_FILE, LabeledData, LabelMap, check_task
 from .models import (
     body_and_head,
@@ -238,8 +239,10 @@ def save_finetuned(out_dir, model, tokenizer, labels, cfg, history=None, metrics
         tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     labels.save(out_dir, max_length=cfg.max_length)
     if history is not None:
-        with open(os.path.join(out_dir, "history.json"), "w", encoding="utf-8") as f:
-            json.dump({"history": history, "metrics": metrics, "config": asdict(cfg)}, f)
+        atomic_write_text(
+            os.path.join(out_dir, "history.json"),
+            json.dumps({"history": history, "metrics": metrics, "config": asdict(cfg)}),
+        )
 
 
 def load_finetuned(directory: str):

@@ -20,26 +20,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 
 import numpy as np
 
+from ..io import atomic_write  # noqa: F401 (re-exported: hf.py, peft use it)
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-
-def atomic_write(path: str, write) -> None:
-    """Call ``write(tmp_path)``, then move the finished file to ``path`` in one step."""
-    directory, base = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{base}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def config_from_dict(config_class, values: dict):

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ..models.pretrained import atomic_write
+from ..io import atomic_write
 from ..nn.linear import Linear
 from .lora import LoRALinear
 

@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
+from ..io import atomic_write_text
 from .base import Tokenizer, read_json
 from .pretokenize import bytes_to_unicode, pre_tokenize, unicode_to_bytes
 
@@ -176,11 +177,11 @@ class ByteBPETokenizer(Tokenizer):
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write GPT-2's ``vocab.json`` (token -> id) and ``merges.txt`` (one pair a line)."""
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "vocab.json"), "w", encoding="utf-8") as f:
-            json.dump(self.vocab, f, ensure_ascii=False)
-        with open(os.path.join(directory, "merges.txt"), "w", encoding="utf-8") as f:
-            f.write("#version: 0.2\n")
-            f.writelines(f"{a} {b}\n" for a, b in self.merges)
+        atomic_write_text(
+            os.path.join(directory, "vocab.json"), json.dumps(self.vocab, ensure_ascii=False)
+        )
+        merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in self.merges)
+        atomic_write_text(os.path.join(directory, "merges.txt"), merges)
 
     @classmethod
     def from_pretrained(

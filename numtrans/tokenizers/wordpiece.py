@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from ..io import atomic_write_text
 from .base import Tokenizer, pad_batch, read_json
 from .bert_basic import basic_tokenize
 
@@ -94,8 +95,9 @@ class WordPieceTokenizer(Tokenizer):
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``vocab.txt`` and a ``tokenizer_config.json`` that BERT tooling understands."""
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, "vocab.txt"), "w", encoding="utf-8") as f:
-            f.writelines(t + "\n" for t in self.tokens)
+        atomic_write_text(
+            os.path.join(directory, "vocab.txt"), "".join(t + "\n" for t in self.tokens)
+        )
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": self.do_lower_case,
@@ -103,8 +105,9 @@ class WordPieceTokenizer(Tokenizer):
             "tokenize_chinese_chars": self.tokenize_chinese_chars,
             **{f"{r}_token": t for r, t in self.roles.items()},
         }
-        with open(os.path.join(directory, "tokenizer_config.json"), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1)
+        atomic_write_text(
+            os.path.join(directory, "tokenizer_config.json"), json.dumps(config, indent=1)
+        )
 
     # ---- training -----------------------------------------------------------------------
     @classmethod

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write_text
+
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     from safetensors.numpy import save_file
@@ -36,22 +38,6 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     return load_file(str(path))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same directory and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..io import atomic_write_text
+
 
 @dataclass
 class PretrainConfig:
@@ -294,8 +296,7 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
     os.makedirs(cfg.out_dir, exist_ok=True)
     model.save_pretrained(cfg.out_dir)
     tokenizer.save(os.path.join(cfg.out_dir, "tokenizer.json"))
-    with open(os.path.join(cfg.out_dir, "history.json"), "w", encoding="utf-8") as f:
-        json.dump(history, f)
+    atomic_write_text(os.path.join(cfg.out_dir, "history.json"), json.dumps(history))
     _plot(history, cfg.out_dir)
     say(f"best validation loss {trainer.best_val:.4f} nats/char; model saved to {cfg.out_dir}")
 

@@ -22,6 +22,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from ..io import atomic_write_text
+
 
 @dataclass
 class TranslationConfig:
@@ -215,8 +217,7 @@ def run(cfg: TranslationConfig, say=print) -> dict:
     }
     translator = Translator(model.eval(), src_tok, tgt_tok, settings)
     translator.save(cfg.out_dir)
-    with open(os.path.join(cfg.out_dir, "history.json"), "w", encoding="utf-8") as f:
-        json.dump(trainer.history, f)
+    atomic_write_text(os.path.join(cfg.out_dir, "history.json"), json.dumps(trainer.history))
     say(f"trained {trainer.step} steps in {train_s / 60:.1f} min; saved to {cfg.out_dir}")
     result = {"translator": translator, "history": trainer.history, "steps": trainer.step,
               "train_seconds": train_s, "best_val_loss": trainer.best_val, **data}  # fmt: skip

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..generation.beam_search import beam_search, greedy_search
+from ..io import atomic_write
 from ..metrics import corpus_bleu
-from ..models.pretrained import atomic_write
 from ..models.seq2seq import Seq2SeqTransformer
 from ..tokenizers import load as load_tokenizer
 from ..tokenizers.base import read_json
