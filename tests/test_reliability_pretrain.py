@@ -77,3 +77,36 @@ def test_python_api_validates_the_same_way(tmp_path):
         make_config("quick", {"max_steps": -3, "out_dir": str(tmp_path)})
     cfg = make_config("quick", {"max_steps": 3, "out_dir": str(tmp_path / "ok")})
     assert cfg.max_steps == 3
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
+    """Issue 14, item 11: SIGKILL leftovers (.step-NNNNNN.* dirs, .latest.*.tmp) are cleaned."""
+    from numtrans.training.pretrain import run
+
+    out = tmp_path / "run"
+    ckpt = out / "checkpoints"
+    (ckpt / ".step-000002.abcd").mkdir(parents=True)
+    (ckpt / ".step-000002.abcd" / "model.safetensors").write_bytes(b"partial")
+    (ckpt / ".latest.x1.tmp").write_text("step-0000")
+    (out / ".tokenizer.json.zz.tmp").write_text("{")
+    said = []
+    cfg = make_config(
+        "quick",
+        {
+            "max_steps": 2,
+            "n_layer": 1,
+            "n_embd": 8,
+            "n_head": 2,
+            "eval_interval": 2,
+            "eval_batches": 1,
+            "sample_tokens": 0,
+            "progress": False,
+            "out_dir": str(out),
+        },
+    )
+    run(cfg, say=said.append)
+    assert any("removed 3 temporary" in s for s in said), said
+    leftovers = [
+        p.name for p in list(out.iterdir()) + list(ckpt.iterdir()) if p.name.startswith(".")
+    ]
+    assert leftovers == []

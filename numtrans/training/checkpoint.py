@@ -40,6 +40,23 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     return load_file(str(path))
 
 
+def remove_stale(root: str | os.PathLike) -> list[str]:
+    """Delete what a killed save left in ``root``: ``.step-NNNNNN.*`` directories (a checkpoint
+    being written) and ``.latest.*.tmp`` files. Run at the start of a run and on resume."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in root.iterdir():
+        if entry.name.startswith(".step-") and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp") and entry.is_file():
+            entry.unlink()
+            removed.append(entry.name)
+    return removed
+
+
 def save_checkpoint(
     root: str | os.PathLike,
     step: int,

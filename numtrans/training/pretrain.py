@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io import atomic_write_text
+from ..io import atomic_write_text, remove_stale_temporaries
+from .checkpoint import remove_stale
 
 
 @dataclass
@@ -288,6 +289,15 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
         scheduler=scheduler,
         extra_state={"pretrain_config": dataclasses.asdict(cfg)},
     )
+    # what a killed earlier run of this directory left half-written (temp files, a checkpoint
+    # directory being written) is removed first: it is never a valid state to continue from
+    stale = remove_stale_temporaries(cfg.out_dir)
+    if train_cfg.checkpoint_dir:
+        stale += remove_stale(train_cfg.checkpoint_dir)
+    if stale:
+        say(
+            f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(stale)}"
+        )
     if resume:
         trainer.resume()
         say(f"resumed from step {trainer.step}")
