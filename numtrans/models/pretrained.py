@@ -29,6 +29,20 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def read_weights(path: str) -> dict:
+    """The arrays of a safetensors file; a damaged or truncated file is a one-line ValueError
+    naming it (safetensors' own error is a traceback-shaped SafetensorError)."""
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(path)
+    except Exception as exc:  # SafetensorError, OSError on a truncated header, ...
+        raise ValueError(
+            f"{path}: cannot read the weights ({type(exc).__name__}: {exc}); the file is "
+            "damaged or truncated"
+        ) from None
+
+
 def config_from_dict(config_class, values: dict):
     """Build ``config_class(**values)``; unknown keys are an error that names them."""
     known = {f.name for f in dataclasses.fields(config_class)}
@@ -94,7 +108,6 @@ class PretrainedMixin:
 
     @classmethod
     def from_pretrained(cls, directory: str):
-        from safetensors.numpy import load_file
 
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"no such model directory: {directory!r}")
@@ -103,7 +116,14 @@ class PretrainedMixin:
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
         with open(config_path, encoding="utf-8") as f:
-            values = json.load(f)
+            try:
+                values = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"{config_path}: expected a JSON object, got a {type(values).__name__}"
+            )
         if "architecture" not in values and "model_type" in values:  # a Hugging Face checkpoint
             from .hf import load_hf_pretrained
 
@@ -117,7 +137,7 @@ class PretrainedMixin:
                 f"load it with {architecture}.from_pretrained"
             )
         config = config_from_dict(cls.config_class, values)
-        tensors = load_file(weights_path)
+        tensors = read_weights(weights_path)
         model = cls(config)
         check_tensors(model, tensors, weights_path)
         floats = [a.dtype for a in tensors.values() if np.issubdtype(a.dtype, np.floating)]
