@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.engine import make_result
+from ..ops.arithmetic import as_float
 from ..ops.elementwise import gelu, relu, sigmoid, tanh
 
 __all__ = ["gelu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
@@ -35,6 +36,7 @@ def softmax_array(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def softmax(x, axis: int = -1):
+    x = as_float(x)
     y = softmax_array(x.data, axis)
 
     def backward(g):
@@ -44,6 +46,7 @@ def softmax(x, axis: int = -1):
 
 
 def log_softmax(x, axis: int = -1):
+    x = as_float(x)
     shifted = x.data - _row_max(x.data, axis)
     total = np.sum(np.exp(shifted), axis=axis, keepdims=True)
     lse = np.log(np.where(total == 0, 1, total))  # fully masked row: stays -inf, not NaN

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import random as nt_random
 from ..autograd.engine import make_result
-from ..ops.arithmetic import as_tensor
+from ..ops.arithmetic import as_float, as_tensor
 
 
 def linear(x, weight, bias=None):
@@ -114,6 +114,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
         dx    = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
         dw    = sum over leading axes of g * xhat,   db = sum over leading axes of g
     """
+    x = as_float(x)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     if tuple(x.shape[-len(shape) :]) != shape:
         raise ValueError(f"layer_norm: input shape {x.shape} does not end with {shape}")

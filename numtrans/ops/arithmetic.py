@@ -23,6 +23,18 @@ def as_tensor(x, like=None):
     return Tensor(x)
 
 
+def as_float(x):
+    """The one rule for float ops (exp, log, tanh, GELU, softmax, LayerNorm, ...) given integer
+    or boolean input: promote to the default float dtype, as ``torch.exp(int_tensor)`` does,
+    instead of computing in integers and truncating. Float tensors pass through unchanged."""
+    from ..tensor import Tensor, get_default_dtype
+
+    x = as_tensor(x)
+    if x.dtype.kind in "fc":
+        return x
+    return Tensor(x.data.astype(get_default_dtype()))  # integers never require grad
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` down to ``shape``: the backward of NumPy broadcasting.
 

@@ -20,20 +20,23 @@ import math
 import numpy as np
 
 from ..autograd.engine import make_result
-from .arithmetic import as_tensor, unbroadcast
+from .arithmetic import as_float, as_tensor, unbroadcast
 from .special import erf
 
 
 def exp(x):
+    x = as_float(x)
     out = np.exp(x.data)
     return make_result(out, (x,), lambda g: (g * out,), "exp")
 
 
 def log(x):
+    x = as_float(x)
     return make_result(np.log(x.data), (x,), lambda g: (g / x.data,), "log")
 
 
 def sqrt(x):
+    x = as_float(x)
     out = np.sqrt(x.data)
     return make_result(out, (x,), lambda g: (g / (2 * out),), "sqrt")
 
@@ -43,6 +46,7 @@ def abs(x):
 
 
 def tanh(x):
+    x = as_float(x)
     out = np.tanh(x.data)
     return make_result(out, (x,), lambda g: (g * (1 - out * out),), "tanh")
 
@@ -50,6 +54,7 @@ def tanh(x):
 def sigmoid(x):
     # 1/(1+e^-x) overflows e^-x for very negative x; e^x/(1+e^x) is the same value there.
     # Both use e = e^-|x| <= 1, which never overflows and keeps relative precision in the tails.
+    x = as_float(x)
     e = np.exp(-np.abs(x.data))
     out = np.where(x.data >= 0, 1 / (1 + e), e / (1 + e))
     return make_result(out, (x,), lambda g: (g * out * (1 - out),), "sigmoid")
@@ -67,6 +72,7 @@ def gelu_textbook(x):
     ``gelu`` below computes exactly this with in-place steps on one buffer, because on a
     (B, T, 4C) activation the temporaries, not the arithmetic, are what costs (tests check the
     two agree, forward and backward)."""
+    x = as_float(x)
     xd = x.data
     cdf = 0.5 * (1.0 + erf(xd / math.sqrt(2)))  # Phi(x)
     pdf = np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)  # phi(x)
@@ -80,6 +86,7 @@ def gelu(x, approximate: str = "none"):
     ``approximate="none"``: Phi(x) = (1 + erf(x / sqrt(2))) / 2, exact (BERT, PyTorch default).
     ``approximate="tanh"``: Phi(x) ~ (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2 (GPT-2).
     """
+    x = as_float(x)
     xd = x.data
     if approximate == "none":
         # In-place steps on one buffer: the (B, T, 4C) temporaries are the cost here, not the math.
