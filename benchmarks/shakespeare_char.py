@@ -82,7 +82,7 @@ def main() -> int:
         if not text.startswith("---- sample"):
             print(f"[{time.perf_counter() - t0:7.1f} s] {text}", flush=True)
 
-    result = run(cfg, say=say)
+    result = run(cfg, say=say, overwrite=True)  # a benchmark re-runs into its own directory
     wall = time.perf_counter() - t0
     load_after = os.getloadavg()
 

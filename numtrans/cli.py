@@ -25,7 +25,7 @@ def _pretrain(args, extra: list[str]) -> int:
 
     overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
-    run(cfg, resume=args.resume)
+    run(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", dest="out_dir", help="where the model is saved")
     p.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_pretrain)
 

@@ -110,3 +110,30 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
         p.name for p in list(out.iterdir()) + list(ckpt.iterdir()) if p.name.startswith(".")
     ]
     assert leftovers == []
+
+
+def test_a_fresh_run_into_an_earlier_run_is_refused_unless_asked(tmp_path):
+    """Issue 14, item 4: --resume continues, --overwrite replaces, nothing else touches it."""
+    from numtrans.training.pretrain import run
+
+    out = tmp_path / "run"
+    tiny = {
+        "max_steps": 2,
+        "n_layer": 1,
+        "n_embd": 8,
+        "n_head": 2,
+        "eval_interval": 2,
+        "eval_batches": 1,
+        "sample_tokens": 0,
+        "progress": False,
+        "out_dir": str(out),
+    }
+    run(make_config("quick", tiny), say=lambda *a: None)
+    before = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="holds an earlier run"):
+        run(make_config("quick", tiny), say=lambda *a: None)
+    assert (out / "model.safetensors").read_bytes() == before
+    code, err = run_cli("--out-dir", str(out), "--max-steps", "2")
+    assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    run(make_config("quick", {**tiny, "seed": 7}), say=lambda *a: None, overwrite=True)
+    assert (out / "model.safetensors").read_bytes() != before

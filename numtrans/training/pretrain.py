@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -190,6 +191,25 @@ def check_output_dir(path: str) -> None:
         raise ValueError(f"out_dir {path!r}: cannot write in {probe!r}")
 
 
+def check_fresh_run(out_dir: str, resume: bool, overwrite: bool) -> None:
+    """A new run never lands silently on an old one: its model and its checkpoints would mix
+    (rotation would keep the old run's later steps and delete the new run's own)."""
+    ckpt = os.path.join(out_dir, "checkpoints")
+    earlier = (
+        ["model.safetensors"] if os.path.exists(os.path.join(out_dir, "model.safetensors")) else []
+    )
+    if os.path.isdir(ckpt) and any(not n.startswith(".") for n in os.listdir(ckpt)):
+        earlier.append("checkpoints")  # (temp entries of a killed save do not count)
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"out_dir {out_dir!r} holds an earlier run ({', '.join(earlier)}): pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --out-dir"
+        )
+    shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
+
+
 def prepare_data(cfg: PretrainConfig):
     """Character tokenizer and the train/validation id streams."""
     from ..data import load_corpus
@@ -253,11 +273,12 @@ def make_batcher(train_ids: np.ndarray, val_ids: np.ndarray, block_size: int, ba
     return get_batch
 
 
-def run(cfg: PretrainConfig, resume: bool = False, say=print) -> dict:
+def run(cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = False) -> dict:
     """Train, save ``out_dir`` (model, tokenizer, history), print and return a sample."""
     from ..generation.generate import generate
     from .trainer import TrainConfig, Trainer
 
+    check_fresh_run(cfg.out_dir, resume, overwrite)
     tokenizer, train_ids, val_ids = prepare_data(cfg)
     say(
         f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
