@@ -224,3 +224,15 @@ def test_train_translation_command(tmp_path, capsys):
         call(["train-translation", "--preset", "tiny", "--dmodel=16"])
     with pytest.raises(ValueError, match="unknown preset"):
         call(["train-translation", "--preset", "huge"])
+
+
+def test_translate_from_stdin_keeps_one_output_line_per_input_line(trained, capsys, monkeypatch):
+    """Issue 14, item 12: blank input lines give blank output lines, so lines stay aligned."""
+    import io
+
+    out = trained[1]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Hi.\n\nI see.\n"))
+    assert call(["translate", "--model", out, "-"]) == 0
+    lines = capsys.readouterr().out.split("\n")[:-1]
+    expected = Translator.load(out).translate(["Hi.", "I see."])
+    assert lines == [expected[0], "", expected[1]]

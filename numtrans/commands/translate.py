@@ -50,10 +50,9 @@ def _texts(args) -> list[str]:
         texts = [line.rstrip("\n") for line in sys.stdin]
     else:
         texts = list(args.text)
-    texts = [t for t in texts if t.strip()]
-    if not texts:
+    if not any(t.strip() for t in texts):
         raise ValueError("nothing to translate: give a non-empty sentence")
-    return texts
+    return texts  # blank lines stay: output line i always answers input line i
 
 
 def translate_command(args, extra: list[str]) -> int:
@@ -74,6 +73,7 @@ def translate_command(args, extra: list[str]) -> int:
     kwargs = {"alpha": args.length_penalty, "max_new_tokens": args.max_new_tokens}
     beam = 1 if args.greedy else args.beam
     if args.nbest > 1:
+        texts = [t for t in texts if t.strip()]
         for text, found in zip(
             texts, translator.translate_nbest(texts, args.nbest, beam_size=beam, **kwargs)
         ):
@@ -82,8 +82,14 @@ def translate_command(args, extra: list[str]) -> int:
             for translation, score in found:
                 print(f"{score:.4f}\t{translation}")
         return 0
-    for translation in translator.translate(texts, beam_size=beam, **kwargs):
-        print(translation)
+    # blank input lines give blank output lines (they are not sent to the model)
+    filled = [i for i, t in enumerate(texts) if t.strip()]
+    outputs = [""] * len(texts)
+    found = translator.translate([texts[i] for i in filled], beam_size=beam, **kwargs)
+    for i, translation in zip(filled, found):
+        outputs[i] = translation
+    for line in outputs:
+        print(line)
     return 0
 
 
