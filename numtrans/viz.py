@@ -10,6 +10,7 @@ a global figure list, and the returned Figure still shows inline in Jupyter.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
@@ -26,6 +27,21 @@ def _new_figure(width: float, height: float):
 
     fig = Figure(figsize=(min(width, 40.0), min(height, 40.0)), layout="constrained")
     FigureCanvasAgg(fig)
+    return fig
+
+
+def show(fig):
+    """Display a figure inline when running in a notebook (IPython); in a script, do nothing
+    (the tutorials save every figure as PNG as well). Returns ``fig``."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return fig
+    if fig is not None and get_ipython() is not None:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+        display(Image(buf.getvalue()))
     return fig
 
 

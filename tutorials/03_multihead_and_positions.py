@@ -24,7 +24,6 @@
 # Then: padding and causal masks, and how tokens learn *where* they are.
 
 # %%
-import io
 import os
 
 import numpy as np
@@ -54,18 +53,7 @@ except ImportError:
     print('figures are skipped: pip install "numtrans[plot]" to draw them')
 
 
-def show(fig):
-    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if fig is not None and get_ipython() is not None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        display(Image(buf.getvalue()))
-
+from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
 
 # %% [markdown]
 # ## 1. `nn.MultiheadAttention`

@@ -30,7 +30,6 @@
 # shown at the end (`benchmarks/translation.py`).
 
 # %%
-import io
 import os
 import time
 
@@ -54,18 +53,7 @@ except ImportError:
     raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
 
 
-def show(fig):
-    """Display a figure inline when run as a notebook; as a script it is only saved as PNG."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if fig is not None and get_ipython() is not None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        display(Image(buf.getvalue()))
-
+from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
 
 # %% [markdown]
 # ## 1. The data
