@@ -1,5 +1,6 @@
 """Reverse-mode automatic differentiation: grad modes, the backward engine, custom Functions."""
 
+from .checkpoint import checkpoint
 from .function import Context, Function
 from .grad_mode import (
     detect_anomaly,
@@ -13,6 +14,7 @@ from .grad_mode import (
 
 __all__ = [
     "Context",
+    "checkpoint",
     "Function",
     "detect_anomaly",
     "enable_grad",

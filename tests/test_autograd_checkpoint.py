@@ -1,0 +1,57 @@
+"""Activation checkpointing gives the same gradients as the plain run (issue 19)."""
+
+import numpy as np
+import pytest
+
+import numtrans as nt
+from numtrans import nn
+from numtrans.autograd import checkpoint
+
+
+def _block(seed=0, dropout=0.0):
+    nt.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 12), nn.GELU(), nn.Dropout(dropout), nn.Linear(12, 6)).to(
+        np.float64
+    )
+
+
+def _run(block, x, use_checkpoint):
+    for p in block.parameters():
+        p.grad = None
+    x.grad = None
+    out = checkpoint(block, x) if use_checkpoint else block(x)
+    (out * out).sum().backward()
+    return out.data, x.grad.copy(), [p.grad.copy() for p in block.parameters()]
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5])
+def test_gradients_identical_with_and_without(dropout):
+    block = _block(dropout=dropout)
+    block.train()
+    x = nt.tensor(np.random.default_rng(0).standard_normal((4, 6)), requires_grad=True)
+    nt.manual_seed(123)
+    plain = _run(block, x, False)
+    nt.manual_seed(123)
+    ckpt = _run(block, x, True)  # dropout replays the same mask in the recomputation
+    np.testing.assert_array_equal(plain[0], ckpt[0])
+    np.testing.assert_allclose(plain[1], ckpt[1], rtol=1e-13, atol=1e-13)
+    for a, b in zip(plain[2], ckpt[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_checkpoint_passes_gradcheck():
+    block = _block()
+    x = nt.tensor(np.random.default_rng(1).standard_normal((3, 6)), requires_grad=True)
+    assert nt.gradcheck(lambda t: checkpoint(block, t), (x,))
+
+
+def test_nothing_is_recorded_inside_the_first_forward():
+    block = _block()
+    x = nt.tensor(np.ones((2, 6)), requires_grad=True)
+    out = checkpoint(block, x)
+    assert out._op == "checkpoint" and out._parents == (x,)  # one node, not the block's graph
+
+
+def test_fn_must_return_a_tensor():
+    with pytest.raises(TypeError, match="one Tensor"):
+        checkpoint(lambda t: (t, t), nt.tensor(np.ones(2), requires_grad=True))
