@@ -55,3 +55,25 @@ def test_nothing_is_recorded_inside_the_first_forward():
 def test_fn_must_return_a_tensor():
     with pytest.raises(TypeError, match="one Tensor"):
         checkpoint(lambda t: (t, t), nt.tensor(np.ones(2), requires_grad=True))
+
+
+def test_gpt_gradient_checkpointing_gives_the_same_gradients():
+    from numtrans.models.gpt import GPT, GPTConfig
+
+    cfg = GPTConfig(vocab_size=11, block_size=8, n_layer=2, n_head=2, n_embd=8, dropout=0.1)
+    nt.manual_seed(0)
+    model = GPT(cfg).to(np.float64)
+    model.train()
+    rng = np.random.default_rng(0)
+    idx, tgt = rng.integers(0, 11, (2, 8)), rng.integers(0, 11, (2, 8))
+    grads = []
+    for enable in (False, True):
+        model.gradient_checkpointing_enable(enable)
+        for p in model.parameters():
+            p.grad = None
+        nt.manual_seed(5)
+        _, loss = model(idx, tgt)
+        loss.backward()
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
+from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu
 from ..functional.attention import causal_mask, scaled_dot_product_attention
 from ..functional.losses import cross_entropy
@@ -131,6 +132,7 @@ class Block(nn.Module):
 
 class GPT(PretrainedMixin, nn.Module):
     config_class = GPTConfig
+    gradient_checkpointing = False  # see gradient_checkpointing_enable
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -181,14 +183,23 @@ class GPT(PretrainedMixin, nn.Module):
         if self.config.pos == "learned":
             x = x + self.transformer["wpe"](np.arange(past, past + T))  # (T, C) broadcasts
         x = self.transformer["drop"](x)
+        recompute = self.gradient_checkpointing and kv_cache is None and is_grad_enabled()
         for i, block in enumerate(self.transformer["h"]):
-            x = block(x, self.rotary, None if kv_cache is None else kv_cache[i].self_attn)
+            if recompute:  # keep only each block's input; rerun the block in the backward
+                x = checkpoint(lambda t, block=block: block(t, self.rotary, None), x)
+            else:
+                x = block(x, self.rotary, None if kv_cache is None else kv_cache[i].self_attn)
         logits = self.lm_head(self.transformer["ln_f"](x))  # (B, T, vocab)
         loss = None
         if targets is not None:
             targets = np.asarray(getattr(targets, "data", targets))
             loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
         return logits, loss
+
+    def gradient_checkpointing_enable(self, enable: bool = True) -> None:
+        """Hugging Face's switch: recompute each block's activations in the backward instead of
+        keeping them (``numtrans.autograd.checkpoint``); gradients are unchanged."""
+        self.gradient_checkpointing = bool(enable)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights once). ``non_embedding=True`` leaves out the position
