@@ -13,6 +13,9 @@ from numtrans.training.pretrain import make_config
 
 
 def run_cli(*args, cwd=None):
+    # cwd: not the repository root, whose source tree (no compiled modules) would shadow the
+    # installed package under `python -m` and add its warning to stderr
+    cwd = cwd or os.path.dirname(os.path.abspath(__file__)) + "/fixtures"
     env = dict(os.environ, NUMTRANS_BACKEND="numpy")
     proc = subprocess.run(
         [sys.executable, "-m", "numtrans.cli", "pretrain", "--no-progress", *args],

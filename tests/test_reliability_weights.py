@@ -36,6 +36,7 @@ def test_truncated_weights_from_the_command_line(model_dir):
         text=True,
         timeout=120,
         env=dict(os.environ),
+        cwd=str(model_dir),  # not the repository root (its source tree would shadow the install)
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
