@@ -12,6 +12,7 @@ the temporary file is removed when writing fails. The file gets the permissions 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -48,6 +49,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
 
     atomic_write(path, write)
+
+
+def read_json_object(path: str | os.PathLike, what: str = "a JSON object") -> dict:
+    """A JSON file that must hold an object (a config): bad JSON or another type is a one-line
+    ValueError naming the file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{os.fspath(path)}: not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{os.fspath(path)}: {what}, got a {type(values).__name__}")
+    return values
 
 
 def remove_stale_temporaries(directory: str | os.PathLike) -> list[str]:

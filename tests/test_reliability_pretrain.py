@@ -11,6 +11,18 @@ import pytest
 
 from numtrans.training.pretrain import make_config
 
+# a run small enough to finish in about a second
+TINY = {
+    "max_steps": 2,
+    "n_layer": 1,
+    "n_embd": 8,
+    "n_head": 2,
+    "eval_interval": 2,
+    "eval_batches": 1,
+    "sample_tokens": 0,
+    "progress": False,
+}
+
 
 def run_cli(*args, cwd=None):
     # cwd: not the repository root, whose source tree (no compiled modules) would shadow the
@@ -93,20 +105,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
     (ckpt / ".latest.x1.tmp").write_text("step-0000")
     (out / ".tokenizer.json.zz.tmp").write_text("{")
     said = []
-    cfg = make_config(
-        "quick",
-        {
-            "max_steps": 2,
-            "n_layer": 1,
-            "n_embd": 8,
-            "n_head": 2,
-            "eval_interval": 2,
-            "eval_batches": 1,
-            "sample_tokens": 0,
-            "progress": False,
-            "out_dir": str(out),
-        },
-    )
+    cfg = make_config("quick", {**TINY, "out_dir": str(out)})
     run(cfg, say=said.append)
     assert any("removed 3 temporary" in s for s in said), said
     leftovers = [
@@ -120,17 +119,7 @@ def test_a_fresh_run_into_an_earlier_run_is_refused_unless_asked(tmp_path):
     from numtrans.training.pretrain import run
 
     out = tmp_path / "run"
-    tiny = {
-        "max_steps": 2,
-        "n_layer": 1,
-        "n_embd": 8,
-        "n_head": 2,
-        "eval_interval": 2,
-        "eval_batches": 1,
-        "sample_tokens": 0,
-        "progress": False,
-        "out_dir": str(out),
-    }
+    tiny = {**TINY, "out_dir": str(out)}
     run(make_config("quick", tiny), say=lambda *a: None)
     before = (out / "model.safetensors").read_bytes()
     with pytest.raises(ValueError, match="holds an earlier run"):

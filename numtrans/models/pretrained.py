@@ -23,7 +23,7 @@ import os
 
 import numpy as np
 
-from ..io import atomic_write  # noqa: F401 (re-exported: hf.py, peft use it)
+from ..io import atomic_write, read_json_object  # noqa: F401 (atomic_write: hf.py uses it)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -115,15 +115,7 @@ class PretrainedMixin:
         weights_path = os.path.join(directory, WEIGHTS_NAME)
         if not os.path.isfile(config_path):
             raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
-        with open(config_path, encoding="utf-8") as f:
-            try:
-                values = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{config_path}: not valid JSON ({exc})") from None
-        if not isinstance(values, dict):
-            raise ValueError(
-                f"{config_path}: expected a JSON object, got a {type(values).__name__}"
-            )
+        values = read_json_object(config_path, "expected a JSON object")
         if "architecture" not in values and "model_type" in values:  # a Hugging Face checkpoint
             from .hf import load_hf_pretrained
 

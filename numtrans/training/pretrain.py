@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..io import atomic_write_text, remove_stale_temporaries
+from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
 from .checkpoint import remove_stale
 
 
@@ -102,17 +102,9 @@ def make_config(
     if config_file:
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"config file not found: {config_file}")
-        with open(config_file, encoding="utf-8") as f:
-            try:
-                loaded = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{config_file}: not valid JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise ValueError(
-                f"{config_file}: a config file must be a JSON object of settings, "
-                f"got a {type(loaded).__name__}"
-            )
-        values.update(loaded)
+        values.update(
+            read_json_object(config_file, "a config file must be a JSON object of settings")
+        )
     values.update(overrides or {})
     fields = {f.name: f for f in dataclasses.fields(PretrainConfig)}
     unknown = sorted(set(values) - set(fields))
