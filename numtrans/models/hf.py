@@ -36,6 +36,7 @@ import warnings
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from ..io import read_json_object
 from ..tokenizers import WordPieceTokenizer
 from .bert import BertConfig, BertModel
 from .gpt import GPTConfig
@@ -55,8 +56,7 @@ def read_hf_config(directory: str) -> dict:
     path = os.path.join(directory, CONFIG_NAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json_object(path, "expected a JSON object")
 
 
 def read_hf_weights(directory: str) -> dict:

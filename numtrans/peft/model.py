@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ..io import atomic_write
+from ..io import atomic_write, atomic_write_text, read_json_object
 from ..nn.linear import Linear
 from .lora import LoRALinear
 
@@ -129,16 +129,14 @@ def save_adapter(model, directory: str) -> None:
               "base_shapes": shapes}  # fmt: skip
     text = json.dumps(config, indent=1) + "\n"
     atomic_write(os.path.join(directory, ADAPTER_WEIGHTS), lambda tmp: save_file(tensors, tmp))
-    atomic_write(os.path.join(directory, ADAPTER_CONFIG),
-                 lambda tmp: open(tmp, "w", encoding="utf-8").write(text))  # fmt: skip
+    atomic_write_text(os.path.join(directory, ADAPTER_CONFIG), text)
 
 
 def read_adapter_config(directory: str) -> dict:
     path = os.path.join(directory, ADAPTER_CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {ADAPTER_CONFIG} in {directory!r}: not an adapter directory")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json_object(path, "an adapter config must be a JSON object")
 
 
 def load_adapter(model, directory: str, name: str = "default"):
