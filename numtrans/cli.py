@@ -74,6 +74,15 @@ def _info(args, extra) -> int:
     return 0
 
 
+# numtrans/commands/<name>.py modules whose register(subparsers) adds their commands:
+# finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve.
+_COMMAND_MODULES = (
+    "finetune",
+    "translate",
+    "serve",
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numtrans", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,17 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="versions and available backends")
     i.set_defaults(func=_info)
 
-    # the other command families: fine-tuning (pretrain-mlm, finetune, evaluate)
-    from .commands import finetune as finetune_commands
+    # the other command families, one module each under numtrans/commands/ with a register(sub)
+    import importlib
 
-    finetune_commands.register(sub)
-    # translation (train-translation, translate)
-    from .commands import translate as translate_commands
-
-    translate_commands.register(sub)
-    from .commands import serve as serve_commands
-
-    serve_commands.register(sub)
+    for name in _COMMAND_MODULES:
+        importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser
 
 
