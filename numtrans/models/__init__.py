@@ -16,9 +16,11 @@ from .counting import count_parameters, format_count, gpt_flops_per_token, gpt_n
 from .gpt import GPT, GPTConfig
 from .gpt_heads import GPTClassificationConfig, GPTForSequenceClassification
 from .hf import export_hf, load_hf_bert
+from .sentence_encoder import SentenceEncoder
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 
 __all__ = [
+    "SentenceEncoder",
     "GPT",
     "BertConfig",
     "BertForMaskedLM",
