@@ -6,12 +6,15 @@
     numtrans pretrain-mlm | finetune | evaluate ...          (see numtrans/commands/finetune.py)
     numtrans train-translation | translate ...              (see numtrans/commands/translate.py)
 
-Errors (a missing file, a bad setting) print one line and exit with status 2, never a traceback.
+Errors print one line, never a traceback: status 2 for bad input (a missing file, a bad setting),
+1 for a runtime failure (a non-finite loss, a full disk). ``--debug`` (anywhere on the line) or
+``NUMTRANS_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -142,21 +145,46 @@ def _say_backend(command: str) -> None:
     print(backends.describe(), flush=True)
 
 
+# Disk-level failures are runtime failures (exit 1); other OSErrors are a bad path (exit 2).
+_RUNTIME_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS}
+
+
+def _debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
+    """``--debug`` anywhere on the line (or ``NUMTRANS_DEBUG=1``) shows tracebacks."""
+    flag = "--debug" in argv
+    env = os.environ.get("NUMTRANS_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    return flag or env, [a for a in argv if a != "--debug"]
+
+
 def main(argv: list[str] | None = None) -> int:
+    debug, argv = _debug_requested(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    where = f"numtrans {args.command}: error:"
     try:
         _say_backend(args.command)
         return args.func(args, extra)
-    except (FileNotFoundError, ValueError, KeyError, TypeError, IndexError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"numtrans {args.command}: error: {msg}", file=sys.stderr)
-        return 2
-    except (NonFiniteLossError, FloatingPointError) as exc:  # a runtime failure, not bad input
-        print(f"numtrans {args.command}: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if debug:
+            raise
+        if isinstance(exc, (NonFiniteLossError, FloatingPointError)):  # a runtime failure
+            print(f"{where} {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, OSError) and exc.errno in _RUNTIME_ERRNOS:
+            # every file goes through io.atomic_write: what was saved before is intact
+            print(f"{where} {exc} (files already saved are intact; nothing was half-written)",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        if isinstance(exc, (OSError, ValueError, KeyError, TypeError, IndexError)):  # bad input
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            print(f"{where} {msg}", file=sys.stderr)
+            return 2
+        # anything else is a bug in numtrans: one line, and how to see the traceback
+        print(f"{where} {type(exc).__name__}: {exc} (run with --debug or NUMTRANS_DEBUG=1 "
+              "for the traceback)", file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import numpy as np
 
@@ -41,6 +42,79 @@ def read_weights(path: str) -> dict:
             f"{path}: cannot read the weights ({type(exc).__name__}: {exc}); the file is "
             "damaged or truncated"
         ) from None
+
+
+def read_header_shapes(path: str) -> dict:
+    """name -> shape of every tensor in a safetensors file, read from its header alone (no data)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except Exception as exc:  # SafetensorError, OSError on a truncated header, ...
+        raise ValueError(
+            f"{path}: cannot read the weights ({type(exc).__name__}: {exc}); the file is "
+            "damaged or truncated"
+        ) from None
+
+
+# config field -> (tensor name suffix, axis) that must agree before anything is allocated: a
+# crafted ``"vocab_size": 100000000`` would otherwise build a 6 GiB model before the shape check.
+# A field whose tensor is absent (e.g. no position table with rotary positions) is not checked.
+_CONFIG_DIMS = {
+    "GPTConfig": {
+        "vocab_size": ("wte.weight", 0),
+        "n_embd": ("wte.weight", 1),
+        "block_size": ("wpe.weight", 0),
+    },
+    "BertConfig": {
+        "vocab_size": ("embeddings.word_embeddings.weight", 0),
+        "hidden_size": ("embeddings.word_embeddings.weight", 1),
+        "max_position_embeddings": ("embeddings.position_embeddings.weight", 0),
+        "type_vocab_size": ("embeddings.token_type_embeddings.weight", 0),
+        "intermediate_size": ("layer.0.intermediate.dense.weight", 0),
+    },
+    "Seq2SeqConfig": {
+        "src_vocab_size": ("src_tok_emb.weight", 0),
+        "tgt_vocab_size": ("tgt_tok_emb.weight", 0),
+        "d_model": ("src_tok_emb.weight", 1),
+        "dim_feedforward": ("encoder.layers.0.linear1.weight", 0),
+    },
+}
+# config field -> the block-list prefix whose largest index + 1 is the number of layers
+_CONFIG_LAYERS = {
+    "GPTConfig": {"n_layer": "h"},
+    "BertConfig": {"num_hidden_layers": "encoder.layer"},
+    "Seq2SeqConfig": {
+        "num_encoder_layers": "encoder.layers",
+        "num_decoder_layers": "decoder.layers",
+    },
+}
+
+
+def check_config_against_header(config, shapes: dict, source: str) -> None:
+    """Refuse a config whose sizes disagree with the weight file's header, before building it."""
+    kind = type(config).__name__
+    problems = []
+    for field, (suffix, axis) in _CONFIG_DIMS.get(kind, {}).items():
+        names = [n for n in shapes if n == suffix or n.endswith("." + suffix)]
+        if names and len(shapes[names[0]]) > axis:
+            found = shapes[names[0]][axis]
+            if getattr(config, field) != found:
+                problems.append(f"{field}={getattr(config, field)} but {names[0]!r} has {found}")
+    for field, prefix in _CONFIG_LAYERS.get(kind, {}).items():
+        indices = [_layer_index(n, prefix) for n in shapes]
+        indices = [i for i in indices if i is not None]
+        if indices and getattr(config, field) != max(indices) + 1:
+            problems.append(f"{field}={getattr(config, field)} but the file has {max(indices) + 1}")
+    if problems:
+        raise ValueError(f"{source}: the config does not match the weights: " + "; ".join(problems))
+
+
+def _layer_index(name: str, prefix: str):
+    """3 for ``("transformer.h.3.attn.c_attn.weight", ".h.")``; None when ``prefix`` is absent."""
+    match = re.search(r"(?:^|\.)" + re.escape(prefix) + r"\.(\d+)\.", name)
+    return int(match.group(1)) if match else None
 
 
 def config_from_dict(config_class, values: dict):
@@ -129,6 +203,7 @@ class PretrainedMixin:
                 f"load it with {architecture}.from_pretrained"
             )
         config = config_from_dict(cls.config_class, values)
+        check_config_against_header(config, read_header_shapes(weights_path), directory)
         tensors = read_weights(weights_path)
         model = cls(config)
         check_tensors(model, tensors, weights_path)
