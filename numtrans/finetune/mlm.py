@@ -20,6 +20,17 @@ import os
 from dataclasses import asdict, dataclass
 
 from ..io import atomic_write_text
+from ..validation import (
+    ANY_INT,
+    BOOL,
+    FRACTION,
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
+    check_settings,
+)
 
 
 @dataclass
@@ -44,6 +55,42 @@ class MLMConfig:
     log_interval: int = 50
     seed: int = 0
     progress: bool = False
+
+    def __post_init__(self):
+        check_settings(self, _MLM_RULES)
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be divisible by "
+                f"num_attention_heads={self.num_attention_heads}"
+            )
+        if self.max_length < 3:  # [CLS] + one token + [SEP]
+            raise ValueError(f"setting max_length={self.max_length} is invalid: it must be >= 3")
+        if self.min_lr > self.lr:
+            raise ValueError(f"min_lr={self.min_lr} must not exceed lr={self.lr}")
+
+
+_MLM_RULES = {
+    "vocab_size": POSITIVE_INT,
+    "hidden_size": POSITIVE_INT,
+    "num_hidden_layers": POSITIVE_INT,
+    "num_attention_heads": POSITIVE_INT,
+    "intermediate_size": POSITIVE_INT,
+    "max_length": POSITIVE_INT,
+    "dropout": PROBABILITY,
+    "batch_size": POSITIVE_INT,
+    "max_steps": POSITIVE_INT,
+    "lr": POSITIVE_FLOAT,
+    "warmup_steps": NONNEG_INT,
+    "min_lr": NONNEG_FLOAT,
+    "weight_decay": NONNEG_FLOAT,
+    "mlm_probability": FRACTION,
+    "val_fraction": FRACTION,
+    "eval_interval": POSITIVE_INT,
+    "eval_batches": POSITIVE_INT,
+    "log_interval": POSITIVE_INT,
+    "seed": ANY_INT,
+    "progress": BOOL,
+}
 
 
 def corpus_texts(name_or_path: str) -> list[str]:
@@ -85,10 +132,13 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     from ..data import MLMCollator, random_split
     from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
     from ..tokenizers import WordPieceTokenizer
+    from ..training.pretrain import check_output_dir
     from ..training.trainer import TrainConfig, Trainer
     from .models import encode_texts
 
     cfg = cfg or MLMConfig()
+    if out_dir is not None:
+        check_output_dir(str(out_dir))  # before training, not after it
     if len(texts) < 20:
         raise ValueError(f"MLM pretraining needs at least 20 texts, got {len(texts)}")
     tokenizer = WordPieceTokenizer.train(texts, cfg.vocab_size)

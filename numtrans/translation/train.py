@@ -23,6 +23,20 @@ import time
 from dataclasses import dataclass
 
 from ..io import atomic_write_text
+from ..training.pretrain import check_output_dir
+from ..validation import (
+    ANY_INT,
+    BOOL,
+    FRACTION,
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
+    TEXT,
+    check_settings,
+    optional,
+)
 
 
 @dataclass
@@ -65,6 +79,55 @@ class TranslationConfig:
     beam_size: int = 4
     length_penalty: float = 1.0  # GNMT alpha; on validation 0.6 -> 1.0 gained 0.4 BLEU
     bleu_sentences: int | None = 0  # test sentences to score at the end (None = all, 0 = none)
+
+    def __post_init__(self):
+        check_settings(self, _RULES)
+        if self.d_model % self.nhead:
+            raise ValueError(f"d_model={self.d_model} must be divisible by nhead={self.nhead}")
+        if self.valid_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"valid_fraction={self.valid_fraction} + test_fraction={self.test_fraction} "
+                "leaves no training pairs: their sum must be below 1"
+            )
+        if self.max_length < 3:  # <bos> + one token + <eos>
+            raise ValueError(f"setting max_length={self.max_length} is invalid: it must be >= 3")
+
+
+_RULES = {
+    "data": TEXT,
+    "out_dir": TEXT,
+    "max_pairs": optional(POSITIVE_INT),
+    "valid_fraction": FRACTION,
+    "test_fraction": FRACTION,
+    "split_seed": ANY_INT,
+    "src_vocab_size": POSITIVE_INT,
+    "tgt_min_freq": POSITIVE_INT,
+    "max_length": POSITIVE_INT,
+    "d_model": POSITIVE_INT,
+    "nhead": POSITIVE_INT,
+    "num_encoder_layers": POSITIVE_INT,
+    "num_decoder_layers": POSITIVE_INT,
+    "dim_feedforward": POSITIVE_INT,
+    "dropout": PROBABILITY,
+    "norm_first": BOOL,
+    "tie_generator": BOOL,
+    "max_tokens": POSITIVE_INT,
+    "max_steps": POSITIVE_INT,
+    "time_limit": optional(POSITIVE_FLOAT),
+    "warmup_steps": POSITIVE_INT,  # the inverse-sqrt schedule divides by it
+    "lr_factor": POSITIVE_FLOAT,
+    "label_smoothing": PROBABILITY,
+    "grad_clip": optional(POSITIVE_FLOAT),
+    "eval_interval": POSITIVE_INT,
+    "eval_batches": POSITIVE_INT,
+    "log_interval": POSITIVE_INT,
+    "checkpoint": BOOL,
+    "seed": ANY_INT,
+    "progress": BOOL,
+    "beam_size": POSITIVE_INT,
+    "length_penalty": NONNEG_FLOAT,
+    "bleu_sentences": optional(NONNEG_INT),
+}
 
 
 PRESETS: dict[str, dict] = {
@@ -196,6 +259,7 @@ def run(cfg: TranslationConfig, say=print) -> dict:
     and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search)."""
     from .translate import Translator
 
+    check_output_dir(cfg.out_dir)  # before training, not after it
     data = prepare(cfg, say)
     src_tok, tgt_tok = data["tokenizers"]
     model, optimizer, scheduler = build(cfg, src_tok.vocab_size, tgt_tok.vocab_size)
