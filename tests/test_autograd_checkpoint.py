@@ -77,3 +77,58 @@ def test_gpt_gradient_checkpointing_gives_the_same_gradients():
         grads.append([p.grad.copy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def _grads_with_and_without(model, run):
+    grads = []
+    for enable in (False, True):
+        model.gradient_checkpointing_enable(enable)
+        for p in model.parameters():
+            p.grad = None
+        nt.manual_seed(5)  # the same dropout masks in both runs
+        run().backward()
+        grads.append([p.grad.copy() for p in model.parameters()])
+    return grads
+
+
+def test_bert_gradient_checkpointing_gives_the_same_gradients():
+    from numtrans.models import BertConfig, BertForMaskedLM
+
+    cfg = BertConfig(vocab_size=13, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=16, max_position_embeddings=16)  # fmt: skip
+    nt.manual_seed(0)
+    model = BertForMaskedLM(cfg).to(np.float64)
+    model.train()  # dropout on: the recomputed forward must replay its masks
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 13, (2, 7))
+    mask = np.ones((2, 7), dtype=bool)
+    mask[1, 5:] = False
+    labels = np.where(rng.random((2, 7)) < 0.4, ids, -100)
+    recomputed = []
+    encoder = model.bert.encoder
+    original = encoder.layer[0].forward
+
+    def counting(*a, **k):
+        recomputed.append(1)
+        return original(*a, **k)
+
+    encoder.layer[0].forward = counting
+    grads = _grads_with_and_without(
+        model, lambda: model(ids, attention_mask=mask, labels=labels).loss
+    )
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert len(recomputed) == 3  # once without; forward + recompute with checkpointing
+    assert encoder.gradient_checkpointing
+    model.gradient_checkpointing_disable()
+    assert not encoder.gradient_checkpointing
+
+
+def test_gradient_checkpointing_needs_blocks():
+    from numtrans.models import Seq2SeqConfig, Seq2SeqTransformer
+
+    model = Seq2SeqTransformer(Seq2SeqConfig(src_vocab_size=5, tgt_vocab_size=5, d_model=8, nhead=2,
+                                             num_encoder_layers=1, num_decoder_layers=1,
+                                             dim_feedforward=8))  # fmt: skip
+    with pytest.raises(ValueError, match="Seq2SeqTransformer has no blocks"):
+        model.gradient_checkpointing_enable()

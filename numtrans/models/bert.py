@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import nn
+from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu, tanh
 from ..functional.attention import scaled_dot_product_attention
 from .pretrained import PretrainedMixin
@@ -166,13 +167,19 @@ class BertLayer(nn.Module):
 
 
 class BertEncoder(nn.Module):
+    gradient_checkpointing = False  # the model's gradient_checkpointing_enable() sets it
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
     def forward(self, x, mask):
+        recompute = self.gradient_checkpointing and is_grad_enabled()
         for layer in self.layer:
-            x = layer(x, mask)
+            if recompute:  # keep only each layer's input; rerun the layer in the backward
+                x = checkpoint(lambda t, layer=layer: layer(t, mask), x)
+            else:
+                x = layer(x, mask)
         return x
 
 

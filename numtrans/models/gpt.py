@@ -132,7 +132,7 @@ class Block(nn.Module):
 
 class GPT(PretrainedMixin, nn.Module):
     config_class = GPTConfig
-    gradient_checkpointing = False  # see gradient_checkpointing_enable
+    gradient_checkpointing = False  # set by gradient_checkpointing_enable() (PretrainedMixin)
 
     def __init__(self, config: GPTConfig):
         super().__init__()
@@ -195,11 +195,6 @@ class GPT(PretrainedMixin, nn.Module):
             targets = np.asarray(getattr(targets, "data", targets))
             loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1))
         return logits, loss
-
-    def gradient_checkpointing_enable(self, enable: bool = True) -> None:
-        """Hugging Face's switch: recompute each block's activations in the backward instead of
-        keeping them (``numtrans.autograd.checkpoint``); gradients are unchanged."""
-        self.gradient_checkpointing = bool(enable)
 
     def num_params(self, non_embedding: bool = False) -> int:
         """Parameter count (tied weights once). ``non_embedding=True`` leaves out the position

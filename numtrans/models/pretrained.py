@@ -165,6 +165,20 @@ class PretrainedMixin:
 
     config_class = None
 
+    def gradient_checkpointing_enable(self, enable: bool = True) -> None:
+        """Hugging Face's switch: recompute each block's activations in the backward instead of
+        keeping them (``numtrans.autograd.checkpoint``): memory for one block's activations
+        instead of all of them, for about one more forward's time; gradients are unchanged.
+        It sets ``gradient_checkpointing`` on every submodule that has one (GPT, BertEncoder)."""
+        found = [m for m in self.modules() if hasattr(type(m), "gradient_checkpointing")]
+        if not found:
+            raise ValueError(f"{type(self).__name__} has no blocks that can be checkpointed")
+        for m in found:
+            m.gradient_checkpointing = bool(enable)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.gradient_checkpointing_enable(False)
+
     def save_pretrained(self, directory: str) -> None:
         from safetensors.numpy import save_file
 
