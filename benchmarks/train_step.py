@@ -65,6 +65,12 @@ def parse_args(argv=None):
     p.add_argument("--analyze", action="store_true", help="GEMM floor + overhead probe")
     p.add_argument("--no-torch", action="store_true", help="numtrans only")
     p.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="also run numtrans with gradient_checkpointing_enable(): memory saved, time it costs",
+    )
+    p.add_argument("--ckpt", action="store_true", help=argparse.SUPPRESS)  # (worker side)
+    p.add_argument(
         "--backend",
         choices=["auto", "numpy", "cpu"],
         default=None,
@@ -187,6 +193,8 @@ def worker_numtrans(args) -> None:
 
     rss_import = rss_mib()
     model, opt = build_numtrans(args.seed)
+    if args.ckpt:
+        model.gradient_checkpointing_enable()
     batch = make_batcher(args.seed + 1)
     step = lambda x, y: numtrans_step(model, opt, x, y)  # noqa: E731
     result = run_steps(step, batch, args.warmup, args.steps)
@@ -559,12 +567,14 @@ def main() -> int:
     check = None
     if have_torch:
         check, _ = run_worker("check", args)
-    nt_runs, torch_runs, nt_text = [], [], ""
+    nt_runs, torch_runs, ckpt_runs, nt_text = [], [], [], ""
     for _ in range(args.rounds):  # alternate, so a change in machine load hits both alike
         result, text = run_worker("numtrans", args)
         nt_runs.append(result)
         if have_torch:
             torch_runs.append(run_worker("torch", args)[0])
+        if args.gradient_checkpointing:
+            ckpt_runs.append(run_worker("numtrans", args, ["--ckpt"])[0])
     if args.profile or args.analyze:  # a separate process, so profiling does not bias timings
         extra = ["--profile-steps", str(args.profile_steps), "--steps", "0", "--warmup", "1"]
         extra += ["--profile"] * args.profile + ["--analyze"] * args.analyze
@@ -620,6 +630,9 @@ def main() -> int:
     res = {"numtrans": nt_res}
     if torch_runs:
         res["torch eager"] = merge(torch_runs)
+    if ckpt_runs:  # after torch: the ratio column stays numtrans / torch
+        cols.append("numtrans, checkpointing")
+        res["numtrans, checkpointing"] = merge(ckpt_runs)
     headers = [""] + cols + (["numtrans / torch"] if torch_runs else [])
 
     def row(label, pick, fmt="{:.1f}", ratio=True):
@@ -661,6 +674,15 @@ def main() -> int:
         verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
         print(
             f"\nnumtrans / torch = {ratio:.2f}x step time: {verdict} the target <= {TARGET_RATIO}x"
+        )
+    if ckpt_runs:
+        plain, ck = res["numtrans"], res["numtrans, checkpointing"]
+        time_x = statistics.median(ck["total"]) / statistics.median(plain["total"])
+        print(
+            f"\ngradient checkpointing: NumPy peak in one step {plain['traced_peak_mib']:.0f} -> "
+            f"{ck['traced_peak_mib']:.0f} MiB ({ck['traced_peak_mib'] / plain['traced_peak_mib']:.2f}x), "
+            f"peak RSS {plain['peak_rss_mib']:.0f} -> {ck['peak_rss_mib']:.0f} MiB, "
+            f"step time {time_x:.2f}x"
         )
     if args.analyze:
         print_analysis(analysis_run["analysis"], statistics.median(nt_res["total"]) * 1e3, res)
