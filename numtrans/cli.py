@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import sys
 
@@ -121,8 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=_info)
 
     # the other command families, one module each under numtrans/commands/ with a register(sub)
-    import importlib
-
     for name in _COMMAND_MODULES:
         importlib.import_module(f".commands.{name}", __package__).register(sub)
     return parser

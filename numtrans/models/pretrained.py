@@ -112,7 +112,7 @@ def check_config_against_header(config, shapes: dict, source: str) -> None:
 
 
 def _layer_index(name: str, prefix: str):
-    """3 for ``("transformer.h.3.attn.c_attn.weight", ".h.")``; None when ``prefix`` is absent."""
+    """3 for ``("transformer.h.3.attn.c_attn.weight", "h")``; None when ``prefix`` is absent."""
     match = re.search(r"(?:^|\.)" + re.escape(prefix) + r"\.(\d+)\.", name)
     return int(match.group(1)) if match else None
 
