@@ -29,7 +29,7 @@ def _pretrain(args, extra: list[str]) -> int:
 
     overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
-    run(cfg, resume=args.resume, overwrite=args.overwrite)
+    run(cfg, resume=args.resume, overwrite=args.overwrite, force=args.force)
     return 0
 
 
@@ -48,6 +48,11 @@ def _generate(args, extra: list[str]) -> int:
     if not os.path.isfile(tok_path):
         raise FileNotFoundError(f"no tokenizer.json in {args.model}")
     tokenizer = load_tokenizer(tok_path)
+    if tokenizer.vocab_size != model.config.vocab_size:  # found now, not partway through a sample
+        raise ValueError(
+            f"{tok_path} has {tokenizer.vocab_size} tokens but the model in {args.model} has "
+            f"vocab_size={model.config.vocab_size}: they do not belong together"
+        )
     prompt = tokenizer.encode(args.prompt) if args.prompt else [start_token(tokenizer)]
     if not prompt:
         raise ValueError("the prompt encodes to no tokens")
@@ -104,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir")
+    p.add_argument("--force", action="store_true", help="with --resume: accept another corpus")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_pretrain)
 

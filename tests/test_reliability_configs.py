@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from numtrans.finetune import FinetuneConfig
 from numtrans.finetune.mlm import MLMConfig
 from numtrans.translation.train import make_config
 from numtrans.validation import POSITIVE_INT, check_settings, optional
@@ -64,8 +65,31 @@ def test_translation_config(field, value, words):
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("batch_size", 0, "batch_size=0 is invalid: it must be a whole number >= 1"),
+        ("epochs", 0, "epochs=0 is invalid: it must be a finite number > 0"),
+        ("max_steps", 0, "max_steps=0 is invalid: it must be None or a whole number >= 1"),
+        ("max_steps", -3, "max_steps=-3"),
+        ("max_length", 0, "max_length=0 is invalid"),
+        ("lr", float("inf"), "lr=inf"),
+        ("pooling", "max", "pooling='max' is invalid: it must be one of 'mean', 'cls', 'pooled'"),
+        ("task", "translate", "task must be 'classify' or 'regress'"),
+        ("warmup_fraction", 1.0, "warmup_fraction=1.0"),
+        ("freeze", "yes", "freeze='yes' is invalid: it must be true or false"),
+    ],
+)
+def test_finetune_config(field, value, words):
+    with pytest.raises(ValueError) as info:
+        FinetuneConfig(**{field: value})
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
 def test_presets_and_defaults_are_valid():
     MLMConfig()
+    FinetuneConfig()
+    FinetuneConfig(task="regress", max_steps=5, body_lr=0.0, dropout=None, grad_clip=None)
     for preset in ("tiny", "small"):
         make_config(preset)
 
@@ -100,6 +124,10 @@ def _cli(*args):
         (("pretrain-mlm", "--lr=abc"), "lr='abc' is invalid"),
         (("train-translation", "--preset", "tiny", "--max_tokens=0"), "max_tokens=0 is invalid"),
         (("train-translation", "--preset", "tiny", "--eval_interval=0"), "eval_interval=0"),
+        (("finetune", "--model", "m", "--data", "d.tsv", "--batch-size", "0"), "batch_size=0"),
+        (("finetune", "--model", "m", "--data", "d.tsv", "--epochs", "0"), "epochs=0"),
+        (("finetune", "--model", "m", "--data", "d.tsv", "--max-steps", "0"), "max_steps=0"),
+        (("finetune", "--model", "m", "--data", "d.tsv", "--max-length", "0"), "max_length=0"),
     ],
 )
 def test_command_line_bad_settings(args, words):
@@ -113,3 +141,13 @@ def test_mlm_output_path_checked_before_training(tmp_path):
     blocker.write_text("x")
     status, err = _cli("pretrain-mlm", "--max-steps", "1", "--out", str(blocker / "sub"))
     assert status == 2 and "is not a directory" in err, err
+
+
+def test_finetune_output_path_checked_before_training(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    rows = tmp_path / "rows.tsv"
+    rows.write_text("text\tlabel\n" + "".join(f"text {i}\t{i % 2}\n" for i in range(20)))
+    status, err = _cli("finetune", "--model", str(tmp_path / "no-model"), "--data", str(rows),
+                       "--out", str(blocker))  # fmt: skip
+    assert status == 2 and "exists and is not a directory" in err, err

@@ -114,17 +114,25 @@ def finetune_command(args, extra: list[str]) -> int:
     from ..finetune.data import check_task
 
     task = check_task(args.task)
+    cfg = FinetuneConfig(
+        task=task,
+        pooling=args.pooling,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        body_lr=args.body_lr,
+        freeze=args.freeze,
+        freeze_embeddings=args.freeze_embeddings,
+        max_length=args.max_length,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        progress=args.progress,
+    )  # fmt: skip  (settings are checked here, before any file is read)
     data = read_labeled(args.data, args.text_column, args.label_column, task)
     if args.eval_data:
         train, val = data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
     else:
         train, val = data.split(args.val_fraction, args.seed)
-    cfg = FinetuneConfig(
-        task=task, pooling=args.pooling, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, body_lr=args.body_lr, freeze=args.freeze,
-        freeze_embeddings=args.freeze_embeddings, max_length=args.max_length,
-        max_steps=args.max_steps, seed=args.seed, progress=args.progress,
-    )  # fmt: skip
     finetune(args.model, train, cfg, val=val, out_dir=args.out)
     return 0
 

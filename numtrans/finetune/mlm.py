@@ -132,8 +132,8 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     from ..data import MLMCollator, random_split
     from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
     from ..tokenizers import WordPieceTokenizer
-    from ..training.pretrain import check_output_dir
     from ..training.trainer import TrainConfig, Trainer
+    from ..validation import check_output_dir
     from .models import encode_texts
 
     cfg = cfg or MLMConfig()

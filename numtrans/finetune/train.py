@@ -32,6 +32,19 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from ..io import atomic_write_text
+from ..validation import (
+    ANY_INT,
+    BOOL,
+    NONNEG_FLOAT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
+    TEXT,
+    check_output_dir,
+    check_settings,
+    one_of,
+    optional,
+)
 from .data import LABELS_FILE, LabeledData, LabelMap, check_task
 from .models import (
     body_and_head,
@@ -68,6 +81,33 @@ class FinetuneConfig:
     log_interval: int = 20
     seed: int = 0
     progress: bool = False
+
+    def __post_init__(self):
+        # checked where the config is built (CLI and Python alike), not steps later
+        check_settings(self, _FINETUNE_RULES)
+        self.task = check_task(self.task)
+
+
+_FINETUNE_RULES = {
+    "task": TEXT,
+    "pooling": one_of("mean", "cls", "pooled"),
+    "epochs": POSITIVE_FLOAT,
+    "batch_size": POSITIVE_INT,
+    "lr": POSITIVE_FLOAT,
+    "body_lr": optional(NONNEG_FLOAT),  # 0: the body does not move (as freeze, but slower)
+    "freeze": BOOL,
+    "freeze_embeddings": BOOL,
+    "weight_decay": NONNEG_FLOAT,
+    "warmup_fraction": PROBABILITY,
+    "max_length": ((int,), lambda v: v >= 3, "a whole number >= 3 ([CLS] + a token + [SEP])"),
+    "dropout": optional(PROBABILITY),
+    "grad_clip": optional(NONNEG_FLOAT),
+    "max_steps": optional(POSITIVE_INT),
+    "eval_batches": POSITIVE_INT,
+    "log_interval": POSITIVE_INT,
+    "seed": ANY_INT,
+    "progress": BOOL,
+}
 
 
 @dataclass
@@ -174,7 +214,8 @@ def finetune(
     from ..training.trainer import TrainConfig, Trainer
 
     cfg = replace(cfg or FinetuneConfig())  # a copy: max_length may be cut to the model's
-    cfg.task = check_task(cfg.task)
+    if out_dir is not None:
+        check_output_dir(str(out_dir), "out")  # before training, not after it
     if val is None:
         train, val = train.split(0.1, cfg.seed)
     if os.path.isfile(os.path.join(model_dir, LABELS_FILE)):  # continue: keep the class order

@@ -13,6 +13,7 @@ loss of about 1.88 in nanoGPT.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -21,7 +22,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
-from .checkpoint import remove_stale
+from ..validation import (
+    ANY_INT,
+    FRACTION,
+    NONNEG_FLOAT,
+    NONNEG_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    PROBABILITY,
+    TEXT,
+    check_output_dir,
+    check_settings,
+    one_of,
+    optional,
+)
+from .checkpoint import latest_checkpoint, remove_stale
 
 
 @dataclass
@@ -115,72 +130,46 @@ def make_config(
     return cfg
 
 
-# What each setting may be: (type(s), a test on the value, the words for what is allowed).
-_POSITIVE = ((int,), lambda v: v >= 1, "a whole number >= 1")
-_NONNEG_FLOAT = ((int, float), lambda v: v >= 0 and np.isfinite(v), "a finite number >= 0")
+# What each setting may be (numtrans/validation.py's rules: type(s), a test, the words for it).
 _RULES = {
-    "val_fraction": ((int, float), lambda v: 0 < v < 1, "a number strictly between 0 and 1"),
-    "n_layer": _POSITIVE,
-    "n_head": _POSITIVE,
-    "n_embd": _POSITIVE,
-    "block_size": _POSITIVE,
-    "dropout": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "batch_size": _POSITIVE,
-    "max_steps": _POSITIVE,
+    "val_fraction": FRACTION,
+    "n_layer": POSITIVE_INT,
+    "n_head": POSITIVE_INT,
+    "n_embd": POSITIVE_INT,
+    "block_size": POSITIVE_INT,
+    "dropout": PROBABILITY,
+    "batch_size": POSITIVE_INT,
+    "max_steps": POSITIVE_INT,
     "learning_rate": ((int, float), lambda v: 0 < v < 1e3, "a number > 0 (and < 1000)"),
-    "min_lr": _NONNEG_FLOAT,
-    "warmup_steps": ((int,), lambda v: v >= 0, "a whole number >= 0"),
-    "weight_decay": _NONNEG_FLOAT,
-    "beta1": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "beta2": ((int, float), lambda v: 0 <= v < 1, "a number in [0, 1)"),
-    "grad_clip": _NONNEG_FLOAT,
-    "grad_accum_steps": _POSITIVE,
-    "eval_interval": _POSITIVE,
-    "eval_batches": _POSITIVE,
-    "log_interval": _POSITIVE,
-    "sample_tokens": ((int,), lambda v: v >= 0, "a whole number >= 0"),
-    "temperature": ((int, float), lambda v: 0 < v and np.isfinite(v), "a finite number > 0"),
-    "seed": ((int,), lambda v: True, "a whole number"),
+    "min_lr": NONNEG_FLOAT,
+    "warmup_steps": NONNEG_INT,
+    "weight_decay": NONNEG_FLOAT,
+    "beta1": PROBABILITY,
+    "beta2": PROBABILITY,
+    "grad_clip": NONNEG_FLOAT,
+    "grad_accum_steps": POSITIVE_INT,
+    "eval_interval": POSITIVE_INT,
+    "eval_batches": POSITIVE_INT,
+    "log_interval": POSITIVE_INT,
+    "sample_tokens": NONNEG_INT,
+    "temperature": POSITIVE_FLOAT,
+    "seed": ANY_INT,
+    "data": TEXT,
+    "out_dir": TEXT,
+    "pos": TEXT,
+    "on_nonfinite": one_of("stop", "skip"),
+    "top_k": optional(POSITIVE_INT),
+    "patience": optional(POSITIVE_INT),
 }
 
 
 def validate(cfg: PretrainConfig) -> None:
     """Check every setting once, where the config is built (CLI, config file and Python alike):
     a bad one raises ValueError naming the field, the value and what is allowed."""
-    for name, (types, ok, allowed) in _RULES.items():
-        value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
-            raise ValueError(f"setting {name}={value!r} is invalid: it must be {allowed}")
-    for name in ("data", "out_dir", "pos"):
-        if not isinstance(getattr(cfg, name), str) or not getattr(cfg, name):
-            raise ValueError(f"setting {name}={getattr(cfg, name)!r} is invalid: it must be text")
-    if cfg.on_nonfinite not in ("stop", "skip"):
-        raise ValueError(f"setting on_nonfinite={cfg.on_nonfinite!r} is invalid: 'stop' or 'skip'")
+    check_settings(cfg, _RULES)
     if cfg.n_embd % cfg.n_head:
         raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
-    for name in ("top_k", "patience"):
-        value = getattr(cfg, name)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(
-                f"setting {name}={value!r} is invalid: it must be None or a whole number >= 1"
-            )
     check_output_dir(cfg.out_dir)
-
-
-def check_output_dir(path: str) -> None:
-    """Fail before training, not after it: the run directory must be a directory we can write."""
-    probe = path
-    while probe and not os.path.exists(probe):
-        probe = os.path.dirname(probe.rstrip(os.sep))
-    probe = probe or "."
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"out_dir {path!r} exists and is not a directory")
-    if not os.path.isdir(probe):
-        raise ValueError(f"out_dir {path!r}: {probe!r} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"out_dir {path!r}: cannot write in {probe!r}")
 
 
 def check_fresh_run(out_dir: str, resume: bool, overwrite: bool) -> None:
@@ -215,7 +204,40 @@ def prepare_data(cfg: PretrainConfig):
     tokenizer = CharTokenizer.from_text(text)
     ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
     n_train = int(len(ids) * (1 - cfg.val_fraction))
-    return tokenizer, ids[:n_train], ids[n_train:]
+    return tokenizer, ids[:n_train], ids[n_train:], data_fingerprint(cfg.data, text)
+
+
+def data_fingerprint(name: str, text: str) -> dict:
+    """What identifies a corpus in a checkpoint: its name, its size and a hash of its first MB
+    (hashing all of a large corpus on every resume would cost more than it tells)."""
+    head = text.encode("utf-8")[: 1 << 20]
+    return {
+        "data": name,
+        "characters": len(text),
+        "sha256_first_mb": hashlib.sha256(head).hexdigest(),
+    }
+
+
+def check_same_run(state: dict, model_config: dict, fingerprint: dict, force: bool) -> None:
+    """Refuse to resume a checkpoint of another model, or (unless ``force``) of another corpus:
+    either would continue silently or fail deep inside ``load_state_dict``."""
+    name = state.get("checkpoint", "the checkpoint")
+    saved = state.get("model_config")
+    if saved is not None:  # (checkpoints written before this check have neither entry)
+        diff = [f"{k} {saved.get(k)!r} there, {v!r} now" for k, v in model_config.items()
+                if k != "dropout" and saved.get(k) != v]  # fmt: skip
+        if diff:
+            raise ValueError(
+                f"checkpoint {name} holds another model ({'; '.join(diff)}): resume with its "
+                "settings, or start a new run in another --out-dir"
+            )
+    saved = state.get("data_fingerprint")
+    if saved is not None and saved != fingerprint and not force:
+        raise ValueError(
+            f"checkpoint {name} was trained on other data ({saved['data']}, "
+            f"{saved['characters']:,} characters) than {fingerprint['data']} "
+            f"({fingerprint['characters']:,} characters): pass --force to continue on it on purpose"
+        )
 
 
 def build(cfg: PretrainConfig, vocab_size: int):
@@ -265,13 +287,19 @@ def make_batcher(train_ids: np.ndarray, val_ids: np.ndarray, block_size: int, ba
     return get_batch
 
 
-def run(cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = False) -> dict:
-    """Train, save ``out_dir`` (model, tokenizer, history), print and return a sample."""
+def run(
+    cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = False, force=False
+) -> dict:
+    """Train, save ``out_dir`` (model, tokenizer, history), print and return a sample.
+    ``resume`` continues from the newest checkpoint that loads; ``force`` lets it continue on a
+    different corpus (same vocabulary) on purpose."""
     from ..generation.generate import generate
     from .trainer import TrainConfig, Trainer
 
     check_fresh_run(cfg.out_dir, resume, overwrite)
-    tokenizer, train_ids, val_ids = prepare_data(cfg)
+    if force and not resume:
+        raise ValueError("--force only applies with --resume (to continue on another corpus)")
+    tokenizer, train_ids, val_ids, fingerprint = prepare_data(cfg)
     say(
         f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
         f"vocabulary {tokenizer.vocab_size}"
@@ -300,7 +328,11 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = 
         make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size),
         train_cfg,
         scheduler=scheduler,
-        extra_state={"pretrain_config": dataclasses.asdict(cfg)},
+        extra_state={
+            "pretrain_config": dataclasses.asdict(cfg),
+            "model_config": dataclasses.asdict(model.config),
+            "data_fingerprint": fingerprint,
+        },
     )
     # what a killed earlier run of this directory left half-written (temp files, a checkpoint
     # directory being written) is removed first: it is never a valid state to continue from
@@ -312,14 +344,26 @@ def run(cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = 
             f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(stale)}"
         )
     if resume:
-        trainer.resume()
+        model_config = dataclasses.asdict(model.config)
+
+        def same_run(state):  # before any weight is loaded
+            check_same_run(state, model_config, fingerprint, force)
+
+        trainer.resume(say=say, check_state=same_run)
         say(f"resumed from step {trainer.step}")
     history = trainer.train()
 
-    os.makedirs(cfg.out_dir, exist_ok=True)
-    model.save_pretrained(cfg.out_dir)
-    tokenizer.save(os.path.join(cfg.out_dir, "tokenizer.json"))
-    atomic_write_text(os.path.join(cfg.out_dir, "history.json"), json.dumps(history))
+    try:
+        os.makedirs(cfg.out_dir, exist_ok=True)
+        model.save_pretrained(cfg.out_dir)
+        tokenizer.save(os.path.join(cfg.out_dir, "tokenizer.json"))
+        atomic_write_text(os.path.join(cfg.out_dir, "history.json"), json.dumps(history))
+    except OSError as exc:  # a full disk: every write is atomic, so say what is still there
+        kept = latest_checkpoint(train_cfg.checkpoint_dir) if train_cfg.checkpoint_dir else None
+        kept = f"the checkpoint {kept} is kept (--resume continues from it)" if kept else (
+            "no checkpoint was written")  # fmt: skip
+        raise OSError(exc.errno, f"could not save the model in {cfg.out_dir} "
+                      f"({exc.strerror or exc}); {kept}") from exc  # fmt: skip
     _plot(history, cfg.out_dir)
     say(f"best validation loss {trainer.best_val:.4f} nats/char; model saved to {cfg.out_dir}")
 

@@ -251,15 +251,28 @@ class Trainer:
             **self.extra_state,
         }
         state = _jsonable(state)
-        return ckpt.save_checkpoint(
-            self.config.checkpoint_dir, self.step, self.model.state_dict(), opt_arrays, state
-        )
+        root = self.config.checkpoint_dir
+        try:
+            return ckpt.save_checkpoint(root, self.step, self.model.state_dict(), opt_arrays, state)
+        except OSError as exc:  # a full disk, a read-only mount: say what survives
+            kept = ckpt.latest_checkpoint(root)
+            kept = f"the last good checkpoint {kept} is kept" if kept else "no checkpoint is kept"
+            raise OSError(
+                exc.errno, f"could not write the step-{self.step} checkpoint in {root} "
+                f"({exc.strerror or exc}); {kept}",
+            ) from exc  # fmt: skip
 
-    def resume(self, path=None) -> None:
-        """Restore everything from a checkpoint (default: the latest in ``checkpoint_dir``)."""
+    def resume(self, path=None, say=None, check_state=None) -> None:
+        """Restore everything from a checkpoint (default: the newest in ``checkpoint_dir`` that
+        loads; ``say`` is told about any damaged one skipped). ``check_state(state)`` may refuse
+        the checkpoint (raise ValueError) before anything is loaded into the model."""
         from ..optim import optimizer_state_from_flat
 
-        model_state, opt_arrays, state = ckpt.load_checkpoint(path or self.config.checkpoint_dir)
+        model_state, opt_arrays, state = ckpt.load_checkpoint(
+            path or self.config.checkpoint_dir, say=say
+        )
+        if check_state is not None:
+            check_state(state)
         self.model.load_state_dict(model_state)
         self.optimizer.load_state_dict(optimizer_state_from_flat(opt_arrays, state["optimizer"]))
         if self.scheduler is not None and state.get("scheduler") is not None:

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 
 from ..io import atomic_write_text
-from ..training.pretrain import check_output_dir
 from ..validation import (
     ANY_INT,
     BOOL,
@@ -34,6 +33,7 @@ from ..validation import (
     POSITIVE_INT,
     PROBABILITY,
     TEXT,
+    check_output_dir,
     check_settings,
     optional,
 )
