@@ -46,13 +46,13 @@ def check_repetition_penalty(p) -> float:
 
 def ban_repeated_ngrams(logits: np.ndarray, input_ids: np.ndarray, n: int) -> np.ndarray:
     """Logits (B, V) with every token that would repeat an n-gram of ``input_ids`` (B, T) set to
-    -inf (a new array; the input is not changed). ``n = 0``, or a history shorter than
-    ``n - 1`` tokens, changes nothing."""
+    -inf (a new array; the input is not changed). ``n = 0``, or a history shorter than ``n``
+    tokens (no n-gram in it yet), changes nothing."""
     n = check_no_repeat_ngram_size(n)
     input_ids = np.asarray(input_ids)
     T = input_ids.shape[1]
     out = np.array(logits, copy=True)
-    if n == 0 or T + 1 < n:
+    if n == 0 or T < n:
         return out
     # all windows of n tokens, (B, T - n + 1, n): the first n-1 are the "prefix"
     grams = np.lib.stride_tricks.sliding_window_view(input_ids, n, axis=1)
