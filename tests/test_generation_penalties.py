@@ -282,3 +282,26 @@ def test_translate_refuses_bad_flags_in_one_line(tmp_path, flag, value, message)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("numtrans translate: error: ") and message in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_translate_command_passes_the_flags_on(looping_translator, tmp_path, capsys):
+    import argparse
+
+    from numtrans.commands.translate import register
+
+    parser = argparse.ArgumentParser(prog="numtrans")
+    register(parser.add_subparsers(dest="command", required=True))
+    looping_translator.save(str(tmp_path))
+    loaded = Translator.load(str(tmp_path))
+    assert loaded.settings["no_repeat_ngram_size"] == 0  # saved with the settings, off
+    for extra, kw in (
+        (["--no-repeat-ngram-size", "2"], {"no_repeat_ngram_size": 2}),
+        (["--repetition-penalty", "4"], {"repetition_penalty": 4.0}),
+    ):
+        argv = ["translate", "--model", str(tmp_path), "--greedy", "--max-new-tokens", "20"]
+        args, rest = parser.parse_known_args(argv + extra + [SOURCE])
+        assert args.func(args, rest) == 0
+        printed = capsys.readouterr().out.splitlines()
+        expected = loaded.translate([SOURCE], beam_size=1, max_new_tokens=20, **kw)
+        assert printed == expected
+        assert expected != loaded.translate([SOURCE], beam_size=1, max_new_tokens=20)
