@@ -2,12 +2,15 @@
 
     numtrans train-translation [--preset tiny|small] [--out-dir DIR] [--minutes M] [--key=value ...]
     numtrans translate --model DIR "text" ["more text" ...] [--beam N | --greedy] [--nbest K]
+                       [--no-repeat-ngram-size N] [--repetition-penalty P]
 
 ``train-translation`` trains an English -> Chinese Transformer on the bundled Tatoeba pairs
 (``numtrans.translation.train``; any field of ``TranslationConfig`` can be set with
 ``--key=value``) and saves a model directory that ``translate`` reads. ``translate`` prints one
 translation per line, or with ``--nbest K`` the K best as ``score<TAB>translation`` lines.
-A text of ``-`` reads the sentences from standard input, one a line.
+A text of ``-`` reads the sentences from standard input, one a line. ``--no-repeat-ngram-size 2``
+forbids any repeated pair of tokens (no 看看看看 loops); ``--repetition-penalty 1.2`` makes tokens
+already produced less likely (``numtrans.generation.logits_process``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ def register(subparsers) -> None:
     t.add_argument("--nbest", type=int, default=1, help="print the K best translations")
     t.add_argument("--length-penalty", type=float, default=None, help="GNMT alpha")
     t.add_argument("--max-new-tokens", type=int, default=None)
+    t.add_argument(
+        "--no-repeat-ngram-size", type=int, default=None, metavar="N",
+        help="never repeat an n-gram of N tokens (0: off; default: the model's)",
+    )  # fmt: skip
+    t.add_argument(
+        "--repetition-penalty", type=float, default=None, metavar="P",
+        help="divide (or multiply) the logits of tokens already produced by P (1.0: off)",
+    )  # fmt: skip
     t.set_defaults(func=translate_command)
 
     p = subparsers.add_parser(
@@ -66,11 +77,28 @@ def translate_command(args, extra: list[str]) -> int:
         raise ValueError(f"--nbest must be >= 1, got {args.nbest}")
     if args.greedy and args.nbest > 1:
         raise ValueError("--nbest needs beam search; drop --greedy")
+    from ..generation.logits_process import check_no_repeat_ngram_size, check_repetition_penalty
+
+    # checked before the model is loaded, with the flag's name in the message
+    for flag, value, check in (
+        ("--no-repeat-ngram-size", args.no_repeat_ngram_size, check_no_repeat_ngram_size),
+        ("--repetition-penalty", args.repetition_penalty, check_repetition_penalty),
+    ):
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as e:
+                raise ValueError(f"{flag}: {e}") from None
     from ..translation import Translator
 
     translator = Translator.load(args.model)
     texts = _texts(args)
-    kwargs = {"alpha": args.length_penalty, "max_new_tokens": args.max_new_tokens}
+    kwargs = {
+        "alpha": args.length_penalty,
+        "max_new_tokens": args.max_new_tokens,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "repetition_penalty": args.repetition_penalty,
+    }
     beam = 1 if args.greedy else args.beam
     if args.nbest > 1:
         texts = [t for t in texts if t.strip()]

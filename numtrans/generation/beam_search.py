@@ -38,6 +38,13 @@ log-probability, larger ``alpha`` favours longer translations (GNMT used 0.6 to 
 Face's ``length_penalty`` divides by ``|y| ** alpha`` instead.) ``<pad>`` and ``<bos>`` are never
 generated: their logits are set to -inf.
 
+**Repetition control** (``logits_process.py``): with ``no_repeat_ngram_size`` or
+``repetition_penalty`` set, each row's raw logits are changed from *its own* history (``<bos>``
+and the hypothesis so far) before the log-softmax, so a beam never scores a token that would
+repeat one of its n-grams; the reported ``log_prob`` is then that of the changed distribution.
+(Hugging Face's beam search applies its processors after the log-softmax; for the n-gram ban the
+ranking is the same, the penalty differs by the renormalisation.)
+
 Both functions return, for each sentence, a list of :class:`Hypothesis` (best first).
 """
 
@@ -48,6 +55,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..autograd import no_grad
+from .logits_process import (
+    apply_repetition_controls,
+    check_no_repeat_ngram_size,
+    check_repetition_penalty,
+)
 
 
 @dataclass
@@ -72,10 +84,11 @@ class _Stepper:
     keeps the given rows (beam reordering, dropping finished sentences). Without the cache every
     step re-decodes the whole prefix: slower, same numbers (tested)."""
 
-    def __init__(self, model, memory, memory_pad, use_cache: bool, banned: list[int]):
+    def __init__(self, model, memory, memory_pad, use_cache: bool, banned: list[int], repeat):
         self.model, self.memory, self.memory_pad = model, memory, memory_pad
         self.cache = model.make_kv_cache() if use_cache else None
         self.banned = banned
+        self.repeat = repeat  # (no_repeat_ngram_size, repetition_penalty)
 
     def log_probs(self, tokens: np.ndarray) -> np.ndarray:
         """tokens (R, t) -> log p(next | prefix, source), (R, V) float64."""
@@ -88,6 +101,7 @@ class _Stepper:
             no_pad = np.zeros(tokens.shape, dtype=bool)
             logits = self.model.decode(tokens, self.memory, self.memory_pad, no_pad)
         z = logits.data[:, -1, :].astype(np.float64)
+        z = apply_repetition_controls(z, tokens, *self.repeat)  # each row: its own history
         z[:, self.banned] = -np.inf
         z = z - z.max(axis=-1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -99,7 +113,8 @@ class _Stepper:
             self.cache.reorder(rows)
 
 
-def _prepare(model, src, src_padding_mask, max_new_tokens, bos_id, eos_id):
+def _prepare(model, src, src_padding_mask, max_new_tokens, bos_id, eos_id, ngram, penalty):
+    repeat = (check_no_repeat_ngram_size(ngram), check_repetition_penalty(penalty))
     src = np.asarray(getattr(src, "data", src))
     if src.ndim == 1:
         src = src[None, :]
@@ -120,7 +135,7 @@ def _prepare(model, src, src_padding_mask, max_new_tokens, bos_id, eos_id):
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     banned = sorted({cfg.pad_idx, bos_id} - {eos_id})
-    return src, pad, max_new_tokens, banned
+    return src, pad, max_new_tokens, banned, repeat
 
 
 def greedy_search(
@@ -132,20 +147,24 @@ def greedy_search(
     max_new_tokens: int | None = None,
     alpha: float = 0.0,
     use_cache: bool = True,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> list[list[Hypothesis]]:
     """The most probable token at every step. src (B, S) ids -> B lists of one Hypothesis.
 
     ``src_padding_mask`` (B, S): True = padding (default ``src == pad_idx``).
     ``max_new_tokens`` default: 1.5 S + 10 (capped by the positional table).
-    ``alpha`` only sets ``Hypothesis.score`` (for comparison with beam search)."""
-    src, pad, max_new, banned = _prepare(
-        model, src, src_padding_mask, max_new_tokens, bos_id, eos_id
-    )
+    ``alpha`` only sets ``Hypothesis.score`` (for comparison with beam search).
+    ``no_repeat_ngram_size``, ``repetition_penalty``: repetition control (module docstring)."""
+    src, pad, max_new, banned, repeat = _prepare(
+        model, src, src_padding_mask, max_new_tokens, bos_id, eos_id,
+        no_repeat_ngram_size, repetition_penalty,
+    )  # fmt: skip
     was_training = model.training
     model.eval()
     B = src.shape[0]
     with no_grad():
-        stepper = _Stepper(model, model.encode(src, pad), pad, use_cache, banned)
+        stepper = _Stepper(model, model.encode(src, pad), pad, use_cache, banned, repeat)
         tokens = np.full((B, 1), bos_id, dtype=np.int64)
         log_prob = np.zeros(B)
         done = np.zeros(B, dtype=bool)
@@ -180,17 +199,21 @@ def beam_search(
     src_padding_mask=None,
     max_new_tokens: int | None = None,
     use_cache: bool = True,
+    no_repeat_ngram_size: int = 0,
+    repetition_penalty: float = 1.0,
 ) -> list[list[Hypothesis]]:
     """Beam search. src (B, S) ids -> B lists of the ``n_best`` hypotheses, best score first.
 
-    ``alpha``: the GNMT length-penalty exponent (module docstring); ``n_best <= beam_size``."""
+    ``alpha``: the GNMT length-penalty exponent (module docstring); ``n_best <= beam_size``.
+    ``no_repeat_ngram_size``, ``repetition_penalty``: repetition control per hypothesis."""
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if not 1 <= n_best <= beam_size:
         raise ValueError(f"n_best must be in [1, beam_size={beam_size}], got {n_best}")
-    src, pad, max_new, banned = _prepare(
-        model, src, src_padding_mask, max_new_tokens, bos_id, eos_id
-    )
+    src, pad, max_new, banned, repeat = _prepare(
+        model, src, src_padding_mask, max_new_tokens, bos_id, eos_id,
+        no_repeat_ngram_size, repetition_penalty,
+    )  # fmt: skip
     V = model.config.tgt_vocab_size
     if 2 * beam_size > V - len(banned):
         raise ValueError(f"beam_size={beam_size} is too large for {V} target tokens")
@@ -200,7 +223,7 @@ def beam_search(
     B = src.shape[0]
     finished: list[list[Hypothesis]] = [[] for _ in range(B)]
     with no_grad():
-        stepper = _Stepper(model, model.encode(src, pad), pad, use_cache, banned)
+        stepper = _Stepper(model, model.encode(src, pad), pad, use_cache, banned, repeat)
         active = np.arange(B)  # sentences still decoding, in row-block order
         tokens = np.full((B, 1), bos_id, dtype=np.int64)  # (rows, t): k_cur rows per sentence
         beam_logp = np.zeros((B, 1))  # (active sentences, k_cur) running log P

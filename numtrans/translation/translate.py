@@ -13,6 +13,7 @@ Usage::
     tr.translate(["I love you."])                    # beam search with the saved defaults
     tr.translate(["I love you."], beam_size=1)       # greedy
     tr.translate_nbest(["I love you."], n_best=3)    # [[(text, score), ...]]
+    tr.translate(["I love you."], no_repeat_ngram_size=2, repetition_penalty=1.2)  # no loops
     tr.attention("I love you.").plot("attn.png")     # cross-attention heatmaps
 
 Sentences are decoded in batches of similar source length (sorted, then put back in order).
@@ -47,6 +48,8 @@ DEFAULT_SETTINGS = {
     "max_length": 64,  # source tokens (with <eos>) the model reads
     "beam_size": 4,
     "length_penalty": 1.0,  # GNMT alpha (beam_search module docstring)
+    "no_repeat_ngram_size": 0,  # repetition control (generation/logits_process.py); 0: off
+    "repetition_penalty": 1.0,  # 1.0: off
 }
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "WenQuanYi Micro Hei",
              "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Droid Sans Fallback")  # fmt: skip
@@ -158,13 +161,20 @@ class Translator:
         n_best: int = 1,
         max_new_tokens: int | None = None,
         batch_size: int = 64,
+        no_repeat_ngram_size: int | None = None,
+        repetition_penalty: float | None = None,
     ):
         """Hypotheses (``beam_search.Hypothesis`` lists, best first) for every text, in order.
-        ``beam_size=1`` is greedy decoding; defaults come from ``translation.json``."""
+        ``beam_size=1`` is greedy decoding; defaults come from ``translation.json``.
+        ``no_repeat_ngram_size`` / ``repetition_penalty``: see ``generation.logits_process``."""
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings (wrap one sentence in a list)")
         beam_size = self.settings["beam_size"] if beam_size is None else beam_size
         alpha = self.settings["length_penalty"] if alpha is None else alpha
+        if no_repeat_ngram_size is None:
+            no_repeat_ngram_size = self.settings["no_repeat_ngram_size"]
+        if repetition_penalty is None:
+            repetition_penalty = self.settings["repetition_penalty"]
         ids = [self.encode_source(t) for t in texts]
         order = np.argsort([len(s) for s in ids], kind="stable")
         out = [None] * len(texts)
@@ -175,7 +185,9 @@ class Translator:
             for row, i in enumerate(chunk):
                 src[row, : len(ids[i])] = ids[i]
             pad = src == 0
-            kw = dict(src_padding_mask=pad, max_new_tokens=max_new_tokens)
+            kw = dict(src_padding_mask=pad, max_new_tokens=max_new_tokens,
+                      no_repeat_ngram_size=no_repeat_ngram_size,
+                      repetition_penalty=repetition_penalty)  # fmt: skip
             if beam_size == 1 and n_best == 1:
                 hyps = greedy_search(self.model, src, self.bos_id, self.eos_id, alpha=alpha, **kw)
             else:
