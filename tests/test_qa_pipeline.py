@@ -228,3 +228,24 @@ def test_from_encoder_keeps_minilm_body():
     assert (a.last_hidden_state.numpy() == b.last_hidden_state.numpy()).all()
     out = reader.answer("Who won?", "Denver won the game against Carolina.")
     assert out["answer"] == "Denver won the game against Carolina."[out["start"] : out["end"]]
+
+
+def test_train_qa_max_steps_and_bad_features(examples, tok):
+    f = prepare_features(examples[:6], tok, max_length=64, stride=16)
+    model = tiny_model(tok)
+    assert len(train_qa(model, f, epochs=50, batch_size=4, max_steps=3)) == 3
+    g = prepare_features(examples[:6], tok, max_length=64, stride=16, training=False)
+    with pytest.raises(ValueError, match="lack"):
+        train_qa(model, g)
+
+
+def test_from_encoder_takes_an_mlm_pretrained_body(tok, tmp_path):
+    from numtrans.models import BertForMaskedLM
+
+    mlm = BertForMaskedLM(tiny_model(tok).config)
+    mlm.save_pretrained(str(tmp_path))
+    tok.save_pretrained(tmp_path)
+    reader = QuestionAnsweringReader.from_encoder(tmp_path, max_length=64, stride=16)
+    ours, theirs = reader.model.bert.state_dict(), mlm.bert.state_dict()
+    assert set(ours) == set(theirs)
+    assert all((ours[k] == theirs[k]).all() for k in ours)

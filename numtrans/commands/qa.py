@@ -14,7 +14,6 @@ then ``score``, and the character span ``start-end`` of the context, tab-separat
 
 from __future__ import annotations
 
-import json
 import os
 
 
@@ -55,17 +54,11 @@ def register(subparsers) -> None:
 
 def _load_reader(directory: str, need_head: bool = False, **kwargs):
     from ..qa import QuestionAnsweringReader
+    from ..qa.reader import saved_architecture
 
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"no such model directory: {directory!r}")
-    config = os.path.join(directory, "config.json")
-    arch = None
-    if os.path.isfile(config):
-        with open(config, encoding="utf-8") as f:
-            try:
-                arch = json.load(f).get("architecture")
-            except (json.JSONDecodeError, AttributeError):
-                raise ValueError(f"{config}: not a JSON object") from None
+    arch = saved_architecture(directory)
     if arch == "BertForQuestionAnswering":
         return QuestionAnsweringReader.from_pretrained(directory, **kwargs)
     if need_head:  # an encoder alone would answer with an untrained, random head

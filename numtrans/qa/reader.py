@@ -12,13 +12,14 @@ the model's start/end logits (``BertForQuestionAnswering``), and ``postprocess_p
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
 from ..autograd import no_grad
 from ..models.bert import BertModel
-from ..models.bert_heads import BertForQuestionAnswering
+from ..models.bert_heads import BertForMaskedLM, BertForQuestionAnswering
 from ..tokenizers.wordpiece import WordPieceTokenizer
 from .postprocess import postprocess_predictions
 from .preprocess import SquadExample, prepare_features
@@ -43,6 +44,19 @@ def predict_logits(model, features: dict, batch_size: int = 16):
     if not starts:
         return np.zeros((0, T)), np.zeros((0, T))
     return np.concatenate(starts), np.concatenate(ends)
+
+
+def saved_architecture(directory) -> str | None:
+    """The ``architecture`` a numtrans ``config.json`` names (None for Hugging Face ones)."""
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError:
+            raise ValueError(f"{path}: not valid JSON") from None
+    return values.get("architecture") if isinstance(values, dict) else None
 
 
 class QuestionAnsweringReader:
@@ -74,9 +88,12 @@ class QuestionAnsweringReader:
 
     @classmethod
     def from_encoder(cls, directory: str | os.PathLike, **kwargs) -> QuestionAnsweringReader:
-        """A reader to fine-tune: any BERT encoder directory (e.g. all-MiniLM-L6-v2) plus a new,
-        randomly initialised ``qa_outputs`` head."""
-        encoder = BertModel.from_pretrained(str(directory))
+        """A reader to fine-tune: any BERT encoder directory (e.g. all-MiniLM-L6-v2, or a numtrans
+        ``BertModel`` or ``BertForMaskedLM``) plus a new, randomly initialised ``qa_outputs``."""
+        if saved_architecture(directory) == "BertForMaskedLM":  # e.g. from finetune.pretrain_mlm
+            encoder = BertForMaskedLM.from_pretrained(str(directory)).bert
+        else:
+            encoder = BertModel.from_pretrained(str(directory))
         model = BertForQuestionAnswering(encoder.config)
         weights = {k: v for k, v in encoder.state_dict().items() if not k.startswith("pooler.")}
         model.bert.load_state_dict(weights, strict=False)

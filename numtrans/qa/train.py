@@ -29,12 +29,14 @@ def train_qa(
     max_grad_norm: float = 1.0,
     seed: int = 0,
     max_seconds: float | None = None,
+    max_steps: int | None = None,
     log_every: int = 0,
     callback=None,
 ) -> list[float]:
     """Train in place; the training loss of every step. ``epochs`` may be fractional.
 
-    ``max_seconds`` stops early (the schedule still assumes the full run); ``callback(step,
+    ``max_steps`` caps the run (the schedule is fitted to it); ``max_seconds`` stops early (the
+    schedule still assumes the full run); ``callback(step,
     loss)`` is called after every step (for a learning curve); ``log_every`` prints."""
     missing = [k for k in FEATURE_KEYS if k not in features]
     if missing:
@@ -46,6 +48,8 @@ def train_qa(
         raise ValueError("batch_size must be >= 1 and epochs > 0")
     steps_per_epoch = -(-n // batch_size)
     total = max(2, int(round(epochs * steps_per_epoch)))
+    if max_steps is not None:
+        total = max(2, min(total, int(max_steps)))
     optimizer = AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = WarmupCosineLR(optimizer, int(warmup_ratio * total), total, start_factor=0.1)
     rng = np.random.default_rng(seed)
