@@ -112,3 +112,41 @@ def test_search_bad_index(tmp_path):
     assert out.returncode == 2 and "not a readable safetensors index" in out.stderr
     out = run(["search", "--index", "missing.safetensors", "q"], tmp_path)
     assert out.returncode == 2 and "no index file" in out.stderr
+
+
+ARTICLE = "The red cat sat.\nThe blue dog ran. The sky is blue.\nGreen grass grows."
+
+
+def test_summarize_lead_and_models(kb, tmp_path):
+    _, model = kb
+    (tmp_path / "a.txt").write_text(ARTICLE)
+    out = run(["summarize", "a.txt", "--method", "lead", "-k", "2"], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "The red cat sat. The blue dog ran."
+    sentences = ["The red cat sat.", "The blue dog ran.", "The sky is blue.", "Green grass grows."]
+    for method in ("centroid", "textrank"):
+        out = run(
+            ["summarize", "-", "--method", method, "-k", "2", "--model", model], tmp_path, ARTICLE
+        )
+        assert out.returncode == 0, out.stderr
+        summary = out.stdout.splitlines()[-1]
+        kept = [s for s in sentences if s in summary]
+        assert len(kept) == 2 and summary == " ".join(kept)  # two sentences, in document order
+
+
+@pytest.mark.parametrize(
+    "args, content, match",
+    [
+        (["empty.txt", "--method", "lead"], b"  \n", "nothing to summarise"),
+        (["bad.txt", "--method", "lead"], b"ok \xff\xfe", "not UTF-8"),
+        (["missing.txt", "--method", "lead"], None, "no such file"),
+        (["a.txt", "--method", "lead", "-k", "0"], b"A b.", "-k must be >= 1"),
+    ],
+)
+def test_summarize_bad_input(tmp_path, args, content, match):
+    if content is not None:
+        (tmp_path / args[0]).write_bytes(content)
+    out = run(["summarize", *args], tmp_path)
+    assert out.returncode == 2 and match in out.stderr, out.stderr
+    assert out.stderr.startswith("numtrans summarize: error:")
+    assert len(out.stderr.strip().splitlines()) == 1
