@@ -1,7 +1,8 @@
 """The ``numtrans`` command.
 
     numtrans pretrain [--preset quick|shakespeare|large] [--data PATH] [--key=value ...]
-    numtrans generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T] ...
+    numtrans generate --model DIR --prompt TEXT [--max-new-tokens N] [--temperature T]
+                      [--no-repeat-ngram-size N] [--repetition-penalty P] ...
     numtrans info
     numtrans pretrain-mlm | finetune | evaluate ...          (see numtrans/commands/finetune.py)
     numtrans train-translation | translate ...              (see numtrans/commands/translate.py)
@@ -71,6 +72,8 @@ def _generate(args, extra: list[str]) -> int:
         rng=args.seed,
         callback=stream,
         use_cache=not args.no_cache,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        repetition_penalty=args.repetition_penalty,
     )
     print()
     return 0
@@ -84,11 +87,15 @@ def _info(args, extra) -> int:
 
 
 # numtrans/commands/<name>.py modules whose register(subparsers) adds their commands:
-# finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve.
+# finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve,
+# qa (train-qa, answer), kb (index, search), summarize.
 _COMMAND_MODULES = (
     "finetune",
     "translate",
     "serve",
+    "qa",
+    "kb",
+    "summarize",
 )
 
 
@@ -122,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=None)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--no-cache", action="store_true", help="recompute keys/values every step")
+    g.add_argument("--no-repeat-ngram-size", type=int, default=0, metavar="N",
+                   help="never repeat an n-gram of N tokens (0: off)")  # fmt: skip
+    g.add_argument("--repetition-penalty", type=float, default=1.0, metavar="P",
+                   help="divide (or multiply) the logits of tokens already seen by P (1.0: off)")  # fmt: skip
     g.set_defaults(func=_generate)
 
     i = sub.add_parser("info", help="versions and available backends")
@@ -136,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that run no model (or print their own report) skip the backend line; those whose
 # standard output is their product (text to pipe on) print it on a terminal's stderr only.
 _QUIET_COMMANDS = {"info"}
-_PRODUCT_COMMANDS = {"generate", "translate", "answer", "summarize", "chat"}
+_PRODUCT_COMMANDS = {"generate", "translate", "answer", "summarize", "search", "chat"}
 
 
 def _say_backend(command: str) -> None:

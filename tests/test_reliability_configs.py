@@ -151,3 +151,25 @@ def test_finetune_output_path_checked_before_training(tmp_path):
     status, err = _cli("finetune", "--model", str(tmp_path / "no-model"), "--data", str(rows),
                        "--out", str(blocker))  # fmt: skip
     assert status == 2 and "exists and is not a directory" in err, err
+
+
+@pytest.mark.parametrize(
+    "flag, value, words",
+    [
+        ("--max-new-tokens", "-5", "max_new_tokens"),
+        ("--no-repeat-ngram-size", "-1", "no_repeat_ngram_size"),
+        ("--repetition-penalty", "0", "repetition_penalty"),
+        ("--temperature", "nan", "temperature"),
+    ],
+)
+def test_generate_bad_settings(tmp_path, flag, value, words):
+    from numtrans.models.gpt import GPT, GPTConfig
+    from numtrans.tokenizers import CharTokenizer
+
+    GPT(GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8)).save_pretrained(
+        tmp_path
+    )
+    CharTokenizer.from_text("abcde").save(str(tmp_path / "tokenizer.json"))
+    status, err = _cli("generate", "--model", str(tmp_path), flag, value)
+    assert status == 2, err
+    assert words in err and err.count("\n") == 1 and "Traceback" not in err

@@ -231,7 +231,7 @@ def fill_model(model, tensors: dict, source: str):
     for name, value in model._state_items():
         groups.setdefault(id(value), []).append(name)
     missing = [names[0] for names in groups.values() if not any(n in tensors for n in names)]
-    heads = ("classifier.", "score.", "cls.", "lm_head.")
+    heads = ("classifier.", "score.", "cls.", "lm_head.", "qa_outputs.")
     body_missing = [n for n in missing if not n.startswith(heads)]
     if body_missing:
         raise ValueError(f"{source}: the checkpoint lacks {body_missing}")
