@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that run no model (or print their own report) skip the backend line; those whose
 # standard output is their product (text to pipe on) print it on a terminal's stderr only.
 _QUIET_COMMANDS = {"info"}
-_PRODUCT_COMMANDS = {"generate", "translate", "answer", "summarize", "search", "chat"}
+_PRODUCT_COMMANDS = {"generate", "translate", "answer", "ask", "summarize", "search", "chat"}
 
 
 def _say_backend(command: str) -> None:

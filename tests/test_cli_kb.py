@@ -150,3 +150,27 @@ def test_summarize_bad_input(tmp_path, args, content, match):
     assert out.returncode == 2 and match in out.stderr, out.stderr
     assert out.stderr.startswith("numtrans summarize: error:")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_ask_reads_the_retrieved_passages(kb, tmp_path):
+    """``ask`` = retrieve + read: the answer is a span of the passage it names, and that passage
+    is among the k retrieved; a directory with no reader head is refused in one line."""
+    from numtrans.qa import QuestionAnsweringReader
+
+    base, model = kb
+    QuestionAnsweringReader.from_encoder(model, max_length=32).save_pretrained(tmp_path / "r")
+    # (a random head: which span wins is arbitrary, where it comes from is not)
+    for method in ("bm25", "hybrid"):
+        out = run(["ask", "--index", str(base / "kb.safetensors"), "--reader", str(tmp_path / "r"),
+                   "--max-length", "32", "--stride", "8", "-k", "2", "--method", method, "the blue dog ran"],
+                  tmp_path)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        answer, score, rank, passage = out.stdout.strip().splitlines()[-1].split("\t")
+        float(score)
+        assert rank in ("1", "2") and passage in PASSAGES
+        if rank == "1":
+            assert passage == "the blue dog ran"
+        assert answer == "(no answer)" or answer in passage
+    out = run(["ask", "--index", str(base / "kb.safetensors"), "--reader", model, "cat?"], tmp_path)
+    assert out.returncode == 2 and "holds no QA reader" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
