@@ -16,14 +16,15 @@ from numtrans.models.hf import export_hf
 from numtrans.random import manual_seed
 from numtrans.tokenizers import WordPieceTokenizer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "the", "red", "cat", "blue", "dog",
          "sat", "ran", "sky", "is", "green", "grass", "grows"]  # fmt: skip
 PASSAGES = ["the red cat sat", "the blue dog ran", "the sky is blue", "green grass grows"]
 
 
 def run(args, cwd, stdin=None):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    # the installed numtrans, run outside the repository (its source tree has no compiled
+    # modules and would shadow the install with a warning on stderr)
+    env = dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "numtrans.cli", *args],
         cwd=cwd,
