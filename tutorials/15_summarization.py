@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+import numtrans
 from numtrans.metrics import rouge
 from numtrans.metrics.rouge import word_tokenize
 from numtrans.models import SentenceEncoder
@@ -79,7 +80,8 @@ from numtrans.viz import show  # a figure inline in a notebook; scripts only sav
 
 def find_fixture(name):
     here = Path(globals().get("__file__", "tutorials/x.py")).resolve()
-    for root in [here.parents[1], Path.cwd(), *Path.cwd().parents]:
+    package_root = Path(numtrans.__path__[0]).parent  # a notebook runs elsewhere
+    for root in [here.parents[1], package_root, Path.cwd(), *Path.cwd().parents]:
         path = root / "tests" / "fixtures" / name
         if path.is_file():
             return path
