@@ -135,7 +135,7 @@ assert context[offsets[span[0]][0] : offsets[span[-1]][1]] == answer["text"]
 # and 1 for the passage. A passage longer than the room left is cut into windows; consecutive
 # windows share `stride` tokens, so an answer near a cut lies whole in at least one window.
 # A window that does not hold the whole answer is labelled 0 (the `[CLS]` token). Here the
-# longest paragraph (Warsaw, about 350 tokens) with `max_length=128`, `stride=32`:
+# longest paragraph (Warsaw, 363 tokens) with `max_length=128`, `stride=32`:
 
 # %%
 warsaw = [e for e in examples if e.title == "Warsaw"]
@@ -180,11 +180,10 @@ print(f"{len(losses)} steps in {time.perf_counter() - t0:.1f} s; loss {losses[0]
 # ## Start and end probabilities over a passage
 #
 # For one held-out question, softmax of the start logits over the tokens is P(answer starts
-# here), and likewise for the end. The passage fits in one 384-token window. The shaded band
-# is the gold answer.
+# here), and likewise for the end. With `max_length=384` the Warsaw passage (363 tokens)
+# fits in one window beside this question. The shaded band is the gold answer.
 
 # %%
-reader.max_length, reader.stride = 384, 128
 q_ex = warsaw[1]
 one = prepare_features([q_ex], tok, max_length=384, stride=128, training=False)
 start_logits, end_logits = predict_logits(reader.model, one)
@@ -201,6 +200,7 @@ p_start, p_end = softmax(start_logits[0, ctx_idx]), softmax(end_logits[0, ctx_id
 g0 = q_ex.answers[0]["answer_start"]
 g1 = g0 + len(q_ex.answers[0]["text"])
 gold = [j for j, i in enumerate(ctx_idx) if offs[i][1] > g0 and offs[i][0] < g1]
+assert len(one["input_ids"]) == 1 and len(ctx_idx) == 363 and gold
 pred = postprocess_predictions([q_ex], one, start_logits, end_logits)[q_ex.id]
 print(f"Q: {q_ex.question}\ngold {q_ex.answers[0]['text']!r}; predicted {pred['answer']!r} "
       f"(characters {pred['start']}..{pred['end']}, score {pred['score']:.2f})")  # fmt: skip
