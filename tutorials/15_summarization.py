@@ -55,7 +55,7 @@ from numtrans.summarization import (
     top_k_in_order,
 )
 
-FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
+FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # unused: nothing here is slow
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 
