@@ -226,6 +226,8 @@ show(fig)
 # On the five held-out questions. Expect little after so short a run: a barely trained head
 # even starts spans on a continuation piece (`##...`), cutting a word in two; the text is
 # still an exact slice of the passage, because it is cut by the tokens' offsets.
+# (One full-mode run, 25 steps in about 4 minutes, reached EM 0.0 and F1 5.9 here: the loop
+# works, the reader is still poor.)
 
 # %%
 test_feats = prepare_features(warsaw, tok, max_length=384, stride=128, training=False)
