@@ -15,8 +15,7 @@ import pytest
 
 import numtrans as nt
 from numtrans.models import BertForSequenceClassification, BertModel
-from numtrans.models.bert import mean_pool
-from numtrans.models.hf import load_hf_bert
+from numtrans.models.bert import load_hf_bert, mean_pool
 from numtrans.tokenizers import WordPieceTokenizer
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "minilm_reference.npz")

@@ -19,7 +19,17 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from .. import manual_seed
+from ..data import MLMCollator, random_split
+from ..data.corpus import CORPORA, corpus_info, load_corpus
 from ..io import atomic_write_text
+from ..models.bert import BertConfig
+from ..models.bert_heads import BertForMaskedLM
+from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
+from ..tokenizers import WordPieceTokenizer
+from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
     BOOL,
@@ -29,8 +39,10 @@ from ..validation import (
     POSITIVE_FLOAT,
     POSITIVE_INT,
     PROBABILITY,
+    check_output_dir,
     check_settings,
 )
+from .models import encode_texts
 
 
 @dataclass
@@ -95,8 +107,6 @@ _MLM_RULES = {
 
 def corpus_texts(name_or_path: str) -> list[str]:
     """Training texts: a bundled table's text column, a text corpus' lines, or a file's lines."""
-    from ..data.corpus import CORPORA, corpus_info, load_corpus
-
     data = load_corpus(name_or_path)
     if isinstance(data, str):
         return [line.strip() for line in data.split("\n") if line.strip()]
@@ -107,9 +117,6 @@ def corpus_texts(name_or_path: str) -> list[str]:
 
 def build_mlm(cfg: MLMConfig, vocab_size: int):
     """A fresh ``BertForMaskedLM`` with the config's sizes."""
-    from ..models.bert import BertConfig
-    from ..models.bert_heads import BertForMaskedLM
-
     return BertForMaskedLM(
         BertConfig(
             vocab_size=vocab_size,
@@ -126,16 +133,6 @@ def build_mlm(cfg: MLMConfig, vocab_size: int):
 
 def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print) -> dict:
     """Learn a WordPiece vocabulary and a ``BertForMaskedLM`` on ``texts``; save to ``out_dir``."""
-    import numpy as np
-
-    from .. import manual_seed
-    from ..data import MLMCollator, random_split
-    from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
-    from ..tokenizers import WordPieceTokenizer
-    from ..training.trainer import TrainConfig, Trainer
-    from ..validation import check_output_dir
-    from .models import encode_texts
-
     cfg = cfg or MLMConfig()
     if out_dir is not None:
         check_output_dir(str(out_dir))  # before training, not after it

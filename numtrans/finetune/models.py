@@ -20,10 +20,15 @@ import warnings
 
 import numpy as np
 
+from ..autograd import no_grad
+from ..functional.losses import cross_entropy, mse_loss
 from ..models.bert import BertModel
-from ..models.bert_heads import BertForSequenceClassification
+from ..models.bert_heads import BertForMaskedLM, BertForSequenceClassification
 from ..models.gpt import GPT
-from ..models.gpt_heads import GPTForSequenceClassification
+from ..models.gpt_heads import GPTForSequenceClassification, last_token_index
+from ..tensor import Tensor
+from ..tokenizers import WordPieceTokenizer
+from ..tokenizers import load as load_numtrans_tokenizer
 
 FINETUNED = ("BertForSequenceClassification", "GPTForSequenceClassification")
 
@@ -44,9 +49,6 @@ def model_kind(directory: str) -> str:
 
 def load_tokenizer(directory: str):
     """``vocab.txt`` (WordPiece, BERT) first, then a numtrans ``tokenizer.json``."""
-    from ..tokenizers import WordPieceTokenizer
-    from ..tokenizers import load as load_numtrans_tokenizer
-
     if os.path.isfile(os.path.join(directory, "vocab.txt")):
         return WordPieceTokenizer.from_pretrained(directory)
     path = os.path.join(directory, "tokenizer.json")
@@ -85,8 +87,6 @@ def classifier_from_pretrained(
         warnings.simplefilter("ignore")  # the MLM head's tensors are dropped on purpose
         body = BertModel.from_pretrained(directory) if kind != "BertForMaskedLM" else None
     if body is None:
-        from ..models.bert_heads import BertForMaskedLM
-
         body = BertForMaskedLM.from_pretrained(directory).bert
     config = body.config
     config.num_labels, config.problem_type = num_labels, problem
@@ -146,8 +146,6 @@ def make_batch(ids: list[list[int]], pad_id: int, labels=None) -> dict:
 
 def predict_logits(model, tokenizer, texts, max_length: int = 128, batch_size: int = 32):
     """(N, num_labels) logits in eval mode. Texts are batched by length (little padding)."""
-    from ..autograd import no_grad
-
     ids = encode_texts(tokenizer, texts, min(max_length, model_max_length(model)))
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
@@ -165,8 +163,6 @@ def predict_logits(model, tokenizer, texts, max_length: int = 128, batch_size: i
 def sentence_features(model, input_ids, attention_mask):
     """The (B, H) vector the head reads: BERT's pooled/[CLS]/mean vector, GPT's last token."""
     if isinstance(model, GPTForSequenceClassification):
-        from ..models.gpt_heads import last_token_index
-
         last = last_token_index(input_ids, attention_mask)
         return model.hidden_states(input_ids)[np.arange(len(last)), last]
     return model.pool(model.bert(input_ids, None, attention_mask), attention_mask)
@@ -174,9 +170,6 @@ def sentence_features(model, input_ids, attention_mask):
 
 def head_loss(model, features, labels):
     """The head alone on precomputed features: (logits (B, K), loss)."""
-    from ..functional.losses import cross_entropy, mse_loss
-    from ..tensor import Tensor
-
     features = features if isinstance(features, Tensor) else Tensor(features)
     labels = np.asarray(labels)
     if isinstance(model, GPTForSequenceClassification):
@@ -190,8 +183,6 @@ def head_loss(model, features, labels):
 
 def encode_features(model, ids: list[list[int]], pad_id: int, batch_size: int = 32) -> np.ndarray:
     """Sentence features of every text, once, in eval mode (for a frozen body): (N, H)."""
-    from ..autograd import no_grad
-
     order = np.argsort([len(x) for x in ids], kind="stable")
     out = None
     model.eval()

@@ -11,7 +11,7 @@ Every model has a config dataclass, ``save_pretrained(dir)`` and ``Model.from_pr
 ``hf.py`` loads Hugging Face BERT/GPT-2 checkpoints and exports numtrans models to their naming.
 """
 
-from .bert import BertConfig, BertModel, BertModelOutput
+from .bert import BertConfig, BertModel, BertModelOutput, load_hf_bert
 from .bert_heads import (
     BertForMaskedLM,
     BertForQuestionAnswering,
@@ -22,7 +22,7 @@ from .bert_heads import (
 from .counting import count_parameters, format_count, gpt_flops_per_token, gpt_num_params
 from .gpt import GPT, GPTConfig
 from .gpt_heads import GPTClassificationConfig, GPTForSequenceClassification
-from .hf import export_hf, load_hf_bert
+from .hf import export_hf
 from .sentence_encoder import SentenceEncoder
 from .seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 

@@ -27,6 +27,7 @@ from .. import nn
 from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu, tanh
 from ..functional.attention import scaled_dot_product_attention
+from ..tokenizers import WordPieceTokenizer
 from .pretrained import PretrainedMixin
 
 POOLINGS = ("pooled", "cls", "mean")
@@ -252,3 +253,9 @@ class BertModel(PretrainedMixin, nn.Module):
         hidden = self.encoder(self.embeddings(input_ids, token_type_ids), mask)
         pooled = None if self.pooler is None else self.pooler(hidden)
         return BertModelOutput(last_hidden_state=hidden, pooler_output=pooled)
+
+
+def load_hf_bert(directory: str, cls=BertModel):
+    """``(model, tokenizer)`` from a BERT directory (Hugging Face's or numtrans's) with its
+    ``vocab.txt``: ``cls.from_pretrained(directory)`` and the WordPiece tokenizer beside it."""
+    return cls.from_pretrained(directory), WordPieceTokenizer.from_pretrained(directory)

@@ -36,11 +36,12 @@ import warnings
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from ..io import read_json_object
-from ..tokenizers import WordPieceTokenizer
-from .bert import BertConfig, BertModel
-from .gpt import GPTConfig
-from .pretrained import CONFIG_NAME, WEIGHTS_NAME, atomic_write, unique_state
+from ..io import atomic_write, read_json_object
+from .files import CONFIG_NAME, WEIGHTS_NAME, unique_state
+
+# This module imports no model class: ``PretrainedMixin.from_pretrained`` hands it the class to
+# build (``cls`` and its ``config_class``), so bert.py / gpt.py -> pretrained.py -> hf.py has no
+# cycle back.
 
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 BERT_BODY = ("embeddings.", "encoder.", "pooler.")
@@ -75,7 +76,8 @@ def read_hf_weights(directory: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- configs
-def bert_config_from_hf(hf: dict):
+def bert_config_from_hf(hf: dict, config_class):
+    """numtrans's ``BertConfig`` (``config_class``) from a Hugging Face BERT config dict."""
 
     kind = hf.get("position_embedding_type", "absolute")
     if kind != "absolute":
@@ -84,7 +86,7 @@ def bert_config_from_hf(hf: dict):
     if "id2label" in hf:
         values["num_labels"] = len(hf["id2label"])
     values["classifier_pooling"] = hf.get("classifier_pooling", "pooled")
-    return BertConfig(**values)
+    return config_class(**values)
 
 
 def bert_config_to_hf(config, architecture: str) -> dict:
@@ -96,7 +98,8 @@ def bert_config_to_hf(config, architecture: str) -> dict:
     return hf
 
 
-def gpt_config_from_hf(hf: dict, config_class=None):
+def gpt_config_from_hf(hf: dict, config_class):
+    """``config_class`` (``GPTConfig`` or a classifier's config) from a Hugging Face GPT-2 dict."""
 
     inner = hf.get("n_inner")
     if inner is not None and inner != 4 * hf["n_embd"]:
@@ -115,13 +118,11 @@ def gpt_config_from_hf(hf: dict, config_class=None):
         gelu_approximate="none" if act == "gelu" else "tanh",
         layer_norm_eps=hf.get("layer_norm_epsilon", 1e-5),
     )
-    if config_class is not None and "num_labels" in {
-        f.name for f in dataclasses.fields(config_class)
-    }:
+    if "num_labels" in {f.name for f in dataclasses.fields(config_class)}:
         values["num_labels"] = len(hf.get("id2label", {0: 0, 1: 1}))
         values["pad_token_id"] = hf.get("pad_token_id")
         values["problem_type"] = hf.get("problem_type")
-    return (config_class or GPTConfig)(**values)
+    return config_class(**values)
 
 
 def gpt_config_to_hf(config, architecture: str) -> dict:
@@ -212,10 +213,12 @@ def load_hf_pretrained(cls, directory: str):
         )
     tensors = read_hf_weights(directory)
     if kind == "bert":
-        config = bert_config_from_hf(hf)
-        tensors = bert_names_from_hf(tensors, prefixed=cls is not BertModel)
-        if cls is BertModel:
-            model = BertModel(config, add_pooling_layer="pooler.dense.weight" in tensors)
+        config = bert_config_from_hf(hf, cls.config_class)
+        # the bare encoder keeps its tensors at the top level; every head class under ``bert.``
+        bare = cls.__name__ == "BertModel"
+        tensors = bert_names_from_hf(tensors, prefixed=not bare)
+        if bare:
+            model = cls(config, add_pooling_layer="pooler.dense.weight" in tensors)
         else:
             model = cls(config)
     else:
@@ -252,13 +255,6 @@ def fill_model(model, tensors: dict, source: str):
     model.load_state_dict({k: v for k, v in tensors.items() if k in expected}, strict=False)
     model.eval()
     return model
-
-
-def load_hf_bert(directory: str, cls=None):
-    """``(model, tokenizer)`` from a Hugging Face BERT directory (default class ``BertModel``)."""
-
-    model = load_hf_pretrained(cls or BertModel, directory)
-    return model, WordPieceTokenizer.from_pretrained(directory)
 
 
 # ----------------------------------------------------------------------------- export

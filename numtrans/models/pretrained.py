@@ -23,40 +23,17 @@ import os
 import re
 
 import numpy as np
+from safetensors.numpy import save_file
 
-from ..io import atomic_write, read_json_object  # noqa: F401 (atomic_write: hf.py uses it)
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
-
-def read_weights(path: str) -> dict:
-    """The arrays of a safetensors file; a damaged or truncated file is a one-line ValueError
-    naming it (safetensors' own error is a traceback-shaped SafetensorError)."""
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(path)
-    except Exception as exc:  # SafetensorError, OSError on a truncated header, ...
-        raise ValueError(
-            f"{path}: cannot read the weights ({type(exc).__name__}: {exc}); the file is "
-            "damaged or truncated"
-        ) from None
-
-
-def read_header_shapes(path: str) -> dict:
-    """name -> shape of every tensor in a safetensors file, read from its header alone (no data)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(path, framework="numpy") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except Exception as exc:  # SafetensorError, OSError on a truncated header, ...
-        raise ValueError(
-            f"{path}: cannot read the weights ({type(exc).__name__}: {exc}); the file is "
-            "damaged or truncated"
-        ) from None
-
+from ..io import atomic_write, read_json_object
+from .files import (  # noqa: F401 (re-exported: the on-disk names callers know from here)
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    read_header_shapes,
+    read_weights,
+    unique_state,
+)
+from .hf import load_hf_pretrained
 
 # config field -> (tensor name suffix, axis) that must agree before anything is allocated: a
 # crafted ``"vocab_size": 100000000`` would otherwise build a 6 GiB model before the shape check.
@@ -126,17 +103,6 @@ def config_from_dict(config_class, values: dict):
     return config_class(**values)
 
 
-def unique_state(model) -> dict:
-    """name -> array of every parameter and persistent buffer, tied ones once (first name)."""
-    out, seen = {}, set()
-    for name, value in model._state_items():
-        if id(value) in seen:
-            continue
-        seen.add(id(value))
-        out[name] = np.ascontiguousarray(getattr(value, "data", value))
-    return out
-
-
 def check_tensors(model, tensors: dict, source: str) -> None:
     """Raise ValueError naming every missing, unexpected or mis-shaped tensor."""
     groups = {}  # id -> (names, expected shape): a tied parameter may appear under any name
@@ -180,8 +146,6 @@ class PretrainedMixin:
         self.gradient_checkpointing_enable(False)
 
     def save_pretrained(self, directory: str) -> None:
-        from safetensors.numpy import save_file
-
         os.makedirs(directory, exist_ok=True)
         config = {"architecture": type(self).__name__, **dataclasses.asdict(self.config)}
         text = json.dumps(config, indent=2, sort_keys=True) + "\n"
@@ -205,8 +169,6 @@ class PretrainedMixin:
             raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
         values = read_json_object(config_path, "expected a JSON object")
         if "architecture" not in values and "model_type" in values:  # a Hugging Face checkpoint
-            from .hf import load_hf_pretrained
-
             return load_hf_pretrained(cls, directory)
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f"missing {WEIGHTS_NAME} in {directory!r}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.grad_mode import no_grad
-from .bert import BertModel, mean_pool
+from .bert import BertModel, load_hf_bert, mean_pool
 
 
 class SentenceEncoder:
@@ -38,8 +38,6 @@ class SentenceEncoder:
     @classmethod
     def from_pretrained(cls, directory: str, max_seq_length: int = 256) -> SentenceEncoder:
         """Load a Hugging Face (or numtrans) BERT directory such as all-MiniLM-L6-v2."""
-        from .hf import load_hf_bert
-
         model, tokenizer = load_hf_bert(directory)
         model.eval()
         return cls(model, tokenizer, max_seq_length)

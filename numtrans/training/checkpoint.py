@@ -23,19 +23,16 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import load_file, save_file
 
 from ..io import atomic_write_text
 
 
 def _save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
-
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import random as nt_random
 from ..autograd import no_grad
+from ..optim import clip_grad_norm_, optimizer_state_from_flat, optimizer_state_to_flat
 from . import checkpoint as ckpt
 
 
@@ -117,8 +118,6 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, int]:
         """One optimiser step (with accumulation); returns (mean loss, tokens seen)."""
-        from ..optim import clip_grad_norm_
-
         cfg = self.config
         total, tokens = 0.0, 0
         for _ in range(cfg.grad_accum_steps):
@@ -235,8 +234,6 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self):
-        from ..optim import optimizer_state_to_flat
-
         opt_arrays, opt_meta = optimizer_state_to_flat(self.optimizer.state_dict())
         state = {
             "step": self.step,
@@ -266,8 +263,6 @@ class Trainer:
         """Restore everything from a checkpoint (default: the newest in ``checkpoint_dir`` that
         loads; ``say`` is told about any damaged one skipped). ``check_state(state)`` may refuse
         the checkpoint (raise ValueError) before anything is loaded into the model."""
-        from ..optim import optimizer_state_from_flat
-
         model_state, opt_arrays, state = ckpt.load_checkpoint(
             path or self.config.checkpoint_dir, say=say
         )

@@ -22,7 +22,13 @@ import os
 import time
 from dataclasses import dataclass
 
+from .. import manual_seed
+from ..data import load_corpus
+from ..functional import cross_entropy
 from ..io import atomic_write_text
+from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from ..optim import Adam, NoamLR
+from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
     BOOL,
@@ -37,6 +43,8 @@ from ..validation import (
     check_settings,
     optional,
 )
+from .data import BucketBatcher, make_dataset, make_tokenizers, split_pairs
+from .translate import Translator
 
 
 @dataclass
@@ -157,8 +165,6 @@ def make_config(preset: str = "small", overrides: dict | None = None) -> Transla
 
 
 def load_pairs(cfg: TranslationConfig) -> list[tuple[str, str]]:
-    from ..data import load_corpus
-
     rows = load_corpus(cfg.data)
     if isinstance(rows, str):
         raise ValueError(f"{cfg.data} is plain text; translation needs (source, target) rows")
@@ -170,8 +176,6 @@ def load_pairs(cfg: TranslationConfig) -> list[tuple[str, str]]:
 
 def prepare(cfg: TranslationConfig, say=print) -> dict:
     """Split, tokenizers, datasets and the bucketed batcher."""
-    from .data import BucketBatcher, make_dataset, make_tokenizers, split_pairs
-
     train, valid, test = split_pairs(
         load_pairs(cfg), cfg.valid_fraction, cfg.test_fraction, cfg.split_seed
     )
@@ -191,10 +195,6 @@ def prepare(cfg: TranslationConfig, say=print) -> dict:
 
 def build(cfg: TranslationConfig, src_vocab: int, tgt_vocab: int):
     """The model, Adam (lr 1: the schedule sets it) and the NoamLR schedule."""
-    from .. import manual_seed
-    from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
-    from ..optim import Adam, NoamLR
-
     manual_seed(cfg.seed)
     model = Seq2SeqTransformer(
         Seq2SeqConfig(
@@ -212,7 +212,6 @@ def build(cfg: TranslationConfig, src_vocab: int, tgt_vocab: int):
 
 def make_loss_fn(label_smoothing: float):
     """``loss_fn(model, batch)`` for the Trainer; smoothing only while ``model.training``."""
-    from ..functional import cross_entropy
 
     def loss_fn(model, batch):
         logits, _ = model(
@@ -227,8 +226,6 @@ def make_loss_fn(label_smoothing: float):
 
 def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, say=print):
     """Run the Trainer until ``max_steps`` or ``time_limit``; returns the Trainer."""
-    from ..training.trainer import TrainConfig, Trainer
-
     has_val = "val" in batcher.datasets
     trainer = Trainer(
         model, optimizer, batcher.get_batch,
@@ -257,8 +254,6 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
 def run(cfg: TranslationConfig, say=print) -> dict:
     """Prepare, train, save ``out_dir`` (a :class:`Translator` directory plus history.json)
     and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search)."""
-    from .translate import Translator
-
     check_output_dir(cfg.out_dir)  # before training, not after it
     data = prepare(cfg, say)
     src_tok, tgt_tok = data["tokenizers"]
