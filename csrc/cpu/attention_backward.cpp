@@ -48,19 +48,20 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
   constexpr i64 W = Simd<T>::W;
   const T inf = std::numeric_limits<T>::infinity();
   const i64 bq = bwd_block_q(p.N, W), bk = kTileK;
-  const i64 bqp = round_up(bq, W), Dp = round_up(p.D, W), Dvp = round_up(p.Dv, W);
+  // *_pad: rounded up to the SIMD width W, so every packed tile row is whole vectors
+  const i64 bq_pad = round_up(bq, W), D_pad = round_up(p.D, W), Dv_pad = round_up(p.Dv, W);
   const bool k_in_place = p.k.s3 == 1 && p.D % W == 0;
   const i64 heads = p.B * p.H;
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp parallel if (heads > 1 && worth_threads(p))
 #endif
   {
-    Buffer<T> qt_buf(p.D * bqp), qr_buf(bqp * Dp), dot_buf(p.Dv * bqp), dor_buf(bqp * Dvp),
-        st_buf(bk * bqp), dpt_buf(bk * bqp), dq_buf(bqp * Dp), vecs(2 * bqp),
-        kp_buf(k_in_place ? 0 : bk * Dp);
-    T *qt = qt_buf.get(), *qr = qr_buf.get(), *dot = dot_buf.get(), *dor = dor_buf.get();
+    Buffer<T> qt_buf(p.D * bq_pad), qr_buf(bq_pad * D_pad), dout_t_buf(p.Dv * bq_pad), dout_rows_buf(bq_pad * Dv_pad),
+        st_buf(bk * bq_pad), dpt_buf(bk * bq_pad), dq_buf(bq_pad * D_pad), vecs(2 * bq_pad),
+        kp_buf(k_in_place ? 0 : bk * D_pad);
+    T *qt = qt_buf.get(), *qr = qr_buf.get(), *dout_t = dout_t_buf.get(), *dout_rows = dout_rows_buf.get();
     T *st = st_buf.get(), *dpt = dpt_buf.get(), *dq_acc = dq_buf.get(), *kp = kp_buf.get();
-    T *delta = vecs.get(), *lse = delta + bqp;
+    T *delta = vecs.get(), *lse = delta + bq_pad;
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -75,22 +76,22 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
         const i64 rows = min64(bq, p.N - i0);
         const i64 kend = p.causal ? min64(p.M, i0 + rows) : p.M;
         // Pack this query block; padding queries get lse = +inf, hence P = 0.
-        for (i64 ii = 0; ii < bqp; ++ii) {
+        for (i64 ii = 0; ii < bq_pad; ++ii) {
           const bool real = ii < rows;
           const T* qi = real ? p.q.row(b, h, i0 + ii) : nullptr;
           const T* doi = real ? g.dout.row(b, h, i0 + ii) : nullptr;
           const T* oi = real ? g.out.row(b, h, i0 + ii) : nullptr;
-          for (i64 d = 0; d < Dp; ++d) {
+          for (i64 d = 0; d < D_pad; ++d) {
             const T x = real && d < p.D ? p.scale * qi[d * p.q.s3] : T(0);
-            qr[ii * Dp + d] = x;
-            if (d < p.D) qt[d * bqp + ii] = x;
+            qr[ii * D_pad + d] = x;
+            if (d < p.D) qt[d * bq_pad + ii] = x;
           }
           T di = T(0);
-          for (i64 d = 0; d < Dvp; ++d) {
+          for (i64 d = 0; d < Dv_pad; ++d) {
             const T x = real && d < p.Dv ? doi[d * g.dout.s3] : T(0);
-            dor[ii * Dvp + d] = x;
+            dout_rows[ii * Dv_pad + d] = x;
             if (d < p.Dv) {
-              dot[d * bqp + ii] = x;
+              dout_t[d * bq_pad + ii] = x;
               if (real) di += x * oi[d * g.out.s3];
             }
           }
@@ -98,39 +99,39 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
           const T li = real ? g.lse[bh * p.N + i0 + ii] : inf;
           lse[ii] = li == -inf ? inf : li;
         }
-        for (i64 x = 0; x < bqp * Dp; ++x) dq_acc[x] = T(0);
+        for (i64 x = 0; x < bq_pad * D_pad; ++x) dq_acc[x] = T(0);
 
         for (i64 j0 = 0; j0 < kend; j0 += bk) {
           const i64 cols = min64(bk, kend - j0);
           const T* kb = p.k.row(b, h, j0);
-          gemm(cols, bqp, p.D, kb, p.k.s2, p.k.s3, qt, bqp, st, bqp, false);
-          mask_tile(p, b, h, i0, rows, j0, cols, st, bqp);
+          gemm(cols, bq_pad, p.D, kb, p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false);
+          mask_tile(p, b, h, i0, rows, j0, cols, st, bq_pad);
           for (i64 jj = 0; jj < cols; ++jj)
-            for (i64 c = 0; c < bqp; c += W)
-              store(st + jj * bqp + c, vexp<T>(load(st + jj * bqp + c) - load(lse + c)));
+            for (i64 c = 0; c < bq_pad; c += W)
+              store(st + jj * bq_pad + c, vexp<T>(load(st + jj * bq_pad + c) - load(lse + c)));
 
-          gemm(cols, p.Dv, rows, st, bqp, 1, dor, Dvp, dv + j0 * p.Dv, p.Dv, true);  // dv_j
-          gemm(cols, bqp, p.Dv, p.v.row(b, h, j0), p.v.s2, p.v.s3, dot, bqp, dpt, bqp, false);
+          gemm(cols, p.Dv, rows, st, bq_pad, 1, dout_rows, Dv_pad, dv + j0 * p.Dv, p.Dv, true);  // dv_j
+          gemm(cols, bq_pad, p.Dv, p.v.row(b, h, j0), p.v.s2, p.v.s3, dout_t, bq_pad, dpt, bq_pad, false);
           for (i64 jj = 0; jj < cols; ++jj)
-            for (i64 c = 0; c < bqp; c += W) {
-              T* x = dpt + jj * bqp + c;
-              store(x, load(st + jj * bqp + c) * (load(x) - load(delta + c)));
+            for (i64 c = 0; c < bq_pad; c += W) {
+              T* x = dpt + jj * bq_pad + c;
+              store(x, load(st + jj * bq_pad + c) * (load(x) - load(delta + c)));
             }
-          gemm(cols, p.D, rows, dpt, bqp, 1, qr, Dp, dk + j0 * p.D, p.D, true);  // dk_j
+          gemm(cols, p.D, rows, dpt, bq_pad, 1, qr, D_pad, dk + j0 * p.D, p.D, true);  // dk_j
 
           const T* kr = kb;  // dq needs k_j as a packed right operand
           i64 ldk = p.k.s2;
           if (!k_in_place) {
             for (i64 jj = 0; jj < cols; ++jj)
-              for (i64 d = 0; d < Dp; ++d)
-                kp[jj * Dp + d] = d < p.D ? kb[jj * p.k.s2 + d * p.k.s3] : T(0);
-            kr = kp, ldk = Dp;
+              for (i64 d = 0; d < D_pad; ++d)
+                kp[jj * D_pad + d] = d < p.D ? kb[jj * p.k.s2 + d * p.k.s3] : T(0);
+            kr = kp, ldk = D_pad;
           }
-          gemm(rows, Dp, cols, dpt, 1, bqp, kr, ldk, dq_acc, Dp, true);
+          gemm(rows, D_pad, cols, dpt, 1, bq_pad, kr, ldk, dq_acc, D_pad, true);
         }
         for (i64 ii = 0; ii < rows; ++ii)
           for (i64 d = 0; d < p.D; ++d)
-            r.dq[(bh * p.N + i0 + ii) * p.D + d] = p.scale * dq_acc[ii * Dp + d];
+            r.dq[(bh * p.N + i0 + ii) * p.D + d] = p.scale * dq_acc[ii * D_pad + d];
       }
     }
   }

@@ -48,17 +48,18 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
   constexpr i64 W = Simd<T>::W;
   const T neg_inf = -std::numeric_limits<T>::infinity();
   const i64 bq = block_q(p.N, W), bk = kTileK;
-  const i64 bqp = round_up(bq, W), Dvp = round_up(p.Dv, W);
+  // *_pad: rounded up to the SIMD width W, so every packed tile row is whole vectors
+  const i64 bq_pad = round_up(bq, W), Dv_pad = round_up(p.Dv, W);
   const bool v_in_place = p.v.s3 == 1 && p.Dv % W == 0;  // v rows can serve as a packed operand
   const i64 nqb = (p.N + bq - 1) / bq, tasks = p.B * p.H * nqb;
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp parallel if (tasks > 1 && worth_threads(p))
 #endif
   {
-    Buffer<T> qt_buf(p.D * bqp), st_buf(bk * bqp), o_buf(bqp * Dvp), stats(3 * bqp),
-        vp_buf(v_in_place ? 0 : bk * Dvp);
+    Buffer<T> qt_buf(p.D * bq_pad), st_buf(bk * bq_pad), o_buf(bq_pad * Dv_pad), stats(3 * bq_pad),
+        vp_buf(v_in_place ? 0 : bk * Dv_pad);
     T *qt = qt_buf.get(), *st = st_buf.get(), *o = o_buf.get(), *vp = vp_buf.get();
-    T *m = stats.get(), *l = m + bqp, *alpha = l + bqp;
+    T *m = stats.get(), *l = m + bq_pad, *alpha = l + bq_pad;
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -69,28 +70,28 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
       const i64 kend = p.causal ? min64(p.M, i0 + rows) : p.M;
 
       // qt[d, ii] = scale * q[i0 + ii, d]; padding columns are 0.
-      for (i64 ii = 0; ii < bqp; ++ii) {
+      for (i64 ii = 0; ii < bq_pad; ++ii) {
         const T* qi = ii < rows ? p.q.row(b, h, i0 + ii) : nullptr;
-        for (i64 d = 0; d < p.D; ++d) qt[d * bqp + ii] = qi ? p.scale * qi[d * p.q.s3] : T(0);
+        for (i64 d = 0; d < p.D; ++d) qt[d * bq_pad + ii] = qi ? p.scale * qi[d * p.q.s3] : T(0);
       }
-      for (i64 ii = 0; ii < bqp; ++ii) m[ii] = neg_inf, l[ii] = T(0);
-      for (i64 x = 0; x < bqp * Dvp; ++x) o[x] = T(0);
+      for (i64 ii = 0; ii < bq_pad; ++ii) m[ii] = neg_inf, l[ii] = T(0);
+      for (i64 x = 0; x < bq_pad * Dv_pad; ++x) o[x] = T(0);
 
       for (i64 j0 = 0; j0 < kend; j0 += bk) {
         const i64 cols = min64(bk, kend - j0);
-        gemm(cols, bqp, p.D, p.k.row(b, h, j0), p.k.s2, p.k.s3, qt, bqp, st, bqp, false);
-        mask_tile(p, b, h, i0, rows, j0, cols, st, bqp);
+        gemm(cols, bq_pad, p.D, p.k.row(b, h, j0), p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false);
+        mask_tile(p, b, h, i0, rows, j0, cols, st, bq_pad);
 
         // Column statistics, one vector of W queries at a time (kept in registers down a column).
-        for (i64 c = 0; c < bqp; c += W) {
+        for (i64 c = 0; c < bq_pad; c += W) {
           Vec<T> mx = splat(neg_inf);
-          for (i64 jj = 0; jj < cols; ++jj) mx = vmax<T>(mx, load(st + jj * bqp + c));
+          for (i64 jj = 0; jj < cols; ++jj) mx = vmax<T>(mx, load(st + jj * bq_pad + c));
           const Vec<T> m_old = load(m + c), m_new = vmax<T>(m_old, mx);
           const Vec<T> mu = m_new == splat(neg_inf) ? Vec<T>{} : m_new;  // see the top comment
           Vec<T> sum = Vec<T>{};
           for (i64 jj = 0; jj < cols; ++jj) {  // Pt = exp(St - m), in place
-            const Vec<T> pv = vexp<T>(load(st + jj * bqp + c) - mu);
-            store(st + jj * bqp + c, pv);
+            const Vec<T> pv = vexp<T>(load(st + jj * bq_pad + c) - mu);
+            store(st + jj * bq_pad + c, pv);
             sum += pv;
           }
           const Vec<T> a = vexp<T>(m_old - mu);
@@ -101,26 +102,26 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
         for (i64 ii = 0; ii < rows; ++ii) {
           if (alpha[ii] == T(1)) continue;
           const Vec<T> a = splat(alpha[ii]);
-          for (i64 c = 0; c < Dvp; c += W) store(o + ii * Dvp + c, load(o + ii * Dvp + c) * a);
+          for (i64 c = 0; c < Dv_pad; c += W) store(o + ii * Dv_pad + c, load(o + ii * Dv_pad + c) * a);
         }
 
-        // O += Pt^T v_j : A = Pt read transposed (row stride 1, k stride bqp).
+        // O += Pt^T v_j : A = Pt read transposed (row stride 1, k stride bq_pad).
         const T* vb = p.v.row(b, h, j0);
         i64 ldv = p.v.s2;
         if (!v_in_place) {
           for (i64 jj = 0; jj < cols; ++jj)
-            for (i64 d = 0; d < Dvp; ++d)
-              vp[jj * Dvp + d] = d < p.Dv ? vb[jj * p.v.s2 + d * p.v.s3] : T(0);
-          vb = vp, ldv = Dvp;
+            for (i64 d = 0; d < Dv_pad; ++d)
+              vp[jj * Dv_pad + d] = d < p.Dv ? vb[jj * p.v.s2 + d * p.v.s3] : T(0);
+          vb = vp, ldv = Dv_pad;
         }
-        gemm(rows, Dvp, cols, st, 1, bqp, vb, ldv, o, Dvp, true);
+        gemm(rows, Dv_pad, cols, st, 1, bq_pad, vb, ldv, o, Dv_pad, true);
       }
 
       // Normalise once, write the output row and its log-sum-exp.
       for (i64 ii = 0; ii < rows; ++ii) {
         const i64 row = bh * p.N + i0 + ii;
         const T inv = l[ii] == T(0) ? T(0) : T(1) / l[ii];  // l = 0: no visible key
-        for (i64 d = 0; d < p.Dv; ++d) r.out[row * p.Dv + d] = o[ii * Dvp + d] * inv;
+        for (i64 d = 0; d < p.Dv; ++d) r.out[row * p.Dv + d] = o[ii * Dv_pad + d] * inv;
         r.lse[row] = l[ii] == T(0) ? neg_inf : m[ii] + std::log(l[ii]);  // NaN stays NaN
       }
     }
