@@ -330,17 +330,6 @@ class Tensor:
         return _sh.split(self, split_size_or_sections, _dim(dim, axis, 0))
 
 
-def _dim(dim, axis, default=None):
-    """PyTorch's ``dim`` or NumPy's ``axis`` (an alias): one of them, never both."""
-    if axis is None:
-        return dim
-    if dim is not None and dim != default:
-        raise TypeError(
-            f"pass dim= or axis= (NumPy's alias), not both (got dim={dim}, axis={axis})"
-        )
-    return axis
-
-
 def _keep(keepdim, keepdims):
     return bool(keepdim) if keepdims is None else bool(keepdims)
 
@@ -351,3 +340,5 @@ from .ops import elementwise as _el  # noqa: E402
 from .ops import linalg as _la  # noqa: E402
 from .ops import reductions as _rd  # noqa: E402
 from .ops import shape as _sh  # noqa: E402
+
+_dim = _sh.dim_or_axis  # the methods above call it when they run, after this line

@@ -625,3 +625,22 @@ def test_methods_take_pytorchs_dim_with_numpys_axis_as_alias():
     np.testing.assert_array_equal(x.gather(dim=1, index=idx).data, x.gather(1, idx).data)
     with pytest.raises(TypeError, match="not both"):
         x.sum(dim=0, axis=1)
+
+
+def test_functions_take_pytorchs_dim_with_numpys_axis_as_alias():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    x, y = nt.tensor(a), nt.tensor(b)
+    for dim in (0, 1):
+        np.testing.assert_array_equal(nt.cat([x, y], dim=dim).data, np.concatenate([a, b], dim))
+        np.testing.assert_array_equal(nt.cat([x, y], axis=dim).data, np.concatenate([a, b], dim))
+        np.testing.assert_array_equal(nt.stack([x, y], dim=dim).data, np.stack([a, b], dim))
+        np.testing.assert_array_equal(nt.stack([x, y], axis=dim).data, np.stack([a, b], dim))
+    pieces = nt.split(x, 2, dim=1)
+    assert [p.shape for p in pieces] == [(2, 2), (2, 1)]
+    idx = np.array([[2], [0]])
+    np.testing.assert_array_equal(nt.gather(x, 1, idx).data, np.take_along_axis(a, idx, 1))
+    with pytest.raises(TypeError, match="not both"):
+        nt.cat([x, y], dim=1, axis=0)
+    with pytest.raises(TypeError, match="not both"):
+        nt.split(x, 2, dim=1, axis=0)

@@ -81,7 +81,7 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x, rotary=None, kv_cache=None):
         B, T, C = x.shape
         hs = C // self.n_head
-        q, k, v = self.c_attn(x).split(C, axis=-1)  # 3 x (B, T, C)
+        q, k, v = self.c_attn(x).split(C, dim=-1)  # 3 x (B, T, C)
         # (B, T, C) -> (B, H, T, hs): each head attends separately, batched over B and H.
         q, k, v = (t.reshape(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
         past = 0 if kv_cache is None else kv_cache.length  # positions already cached

@@ -185,7 +185,7 @@ class MultiheadAttention(Module):
         past = kv_cache.length if kv_cache is not None and not kv_cache.static else 0
         if self._qkv_same_embed_dim and query is key and key is value and kv_cache is None:
             # Self-attention: one (B, L, E) x (E, 3E) product instead of three.
-            q, k, v = linear(query, self.in_proj_weight, self.in_proj_bias).split(E, axis=-1)
+            q, k, v = linear(query, self.in_proj_weight, self.in_proj_bias).split(E, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)
         else:
             q = self._heads(self._project(query, 0))

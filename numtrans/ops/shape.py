@@ -111,8 +111,20 @@ def getitem(x, index):
     return make_result(np.asarray(out), (x,), backward, "getitem")
 
 
-def gather(x, axis, index):
-    """out[i][j] = x[i][index[i][j]] along ``axis`` (``torch.gather``/``np.take_along_axis``)."""
+def dim_or_axis(dim, axis, default=None):
+    """PyTorch's ``dim`` or NumPy's ``axis`` (an alias): one of them, never both."""
+    if axis is None:
+        return dim
+    if dim is not None and dim != default:
+        raise TypeError(
+            f"pass dim= or axis= (NumPy's alias), not both (got dim={dim}, axis={axis})"
+        )
+    return axis
+
+
+def gather(x, dim, index, *, axis=None):
+    """out[i][j] = x[i][index[i][j]] along ``dim`` (``torch.gather``/``np.take_along_axis``)."""
+    axis = dim_or_axis(dim, axis)
     idx = np.asarray(getattr(index, "data", index))
     if not np.issubdtype(idx.dtype, np.integer):
         raise TypeError(f"gather index must be integer, got dtype {idx.dtype}")
@@ -140,7 +152,9 @@ def gather(x, axis, index):
     return make_result(out, (x,), backward, "gather")
 
 
-def concatenate(tensors, axis=0):
+def concatenate(tensors, dim=0, *, axis=None):
+    """``torch.cat``: join along ``dim``; the backward splits the gradient at the same bounds."""
+    axis = dim_or_axis(dim, axis, 0)
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concatenate needs at least one tensor")
@@ -153,7 +167,9 @@ def concatenate(tensors, axis=0):
     return make_result(out, tuple(tensors), backward, "concatenate")
 
 
-def stack(tensors, axis=0):
+def stack(tensors, dim=0, *, axis=None):
+    """``torch.stack``: a new ``dim``; the backward takes each slice of the gradient back."""
+    axis = dim_or_axis(dim, axis, 0)
     tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack needs at least one tensor")
@@ -168,8 +184,9 @@ def stack(tensors, axis=0):
     return make_result(out, tuple(tensors), backward, "stack")
 
 
-def split(x, split_size_or_sections, axis=0):
+def split(x, split_size_or_sections, dim=0, *, axis=None):
     """Split into pieces of ``split_size`` (last may be smaller) or of the given section sizes."""
+    axis = dim_or_axis(dim, axis, 0)
     n = x.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
         step = int(split_size_or_sections)
