@@ -31,7 +31,6 @@ import time
 
 import numpy as np
 
-from numtrans.finetune import MLMConfig, pretrain_mlm
 from numtrans.metrics import squad_scores
 from numtrans.qa import (
     QuestionAnsweringReader,
@@ -40,7 +39,8 @@ from numtrans.qa import (
     predict_logits,
     prepare_features,
 )
-from numtrans.qa.train import train_qa
+from numtrans.recipes.mlm import MLMConfig, pretrain_mlm
+from numtrans.recipes.qa import train_qa
 
 SEED = 0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -28,16 +28,9 @@ import tempfile
 import time
 
 from numtrans import manual_seed, metrics
-from numtrans.finetune import (
-    BagOfWordsClassifier,
-    FinetuneConfig,
-    LabelMap,
-    MLMConfig,
-    finetune,
-    pretrain_mlm,
-    read_labeled,
-)
-from numtrans.finetune.mlm import build_mlm
+from numtrans.finetune import BagOfWordsClassifier, LabelMap, read_labeled
+from numtrans.recipes.finetune import FinetuneConfig, finetune
+from numtrans.recipes.mlm import MLMConfig, build_mlm, pretrain_mlm
 from numtrans.tokenizers import WordPieceTokenizer
 
 SEED = 0

@@ -1,6 +1,6 @@
 """Pretrain a character-level GPT on Tiny Shakespeare and check the validation loss target.
 
-Runs the library's pretraining job (``numtrans.training.pretrain.make_config(preset, overrides)``
+Runs the library's pretraining job (``numtrans.recipes.pretrain.make_config(preset, overrides)``
 then ``run``) and prints a table: configuration, steps, wall time, best and final validation
 loss (nats per character), tokens per second, and a generated sample.
 
@@ -51,7 +51,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 from _common import blas_line, limit_blas_threads  # noqa: E402
 
 from numtrans.functional import _dispatch  # noqa: E402
-from numtrans.training.pretrain import PRESETS, make_config, run  # noqa: E402
+from numtrans.recipes.pretrain import PRESETS, make_config, run  # noqa: E402
 
 TARGETS = {"shakespeare": (1.90, None), "large": (1.60, 30 * 60)}
 

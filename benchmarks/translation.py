@@ -33,8 +33,8 @@ import time
 import numpy as np
 from _common import blas_line, limit_blas_threads
 
-from numtrans.cli import _parse_overrides
-from numtrans.translation.train import make_config, run
+from numtrans.commands.overrides import parse_overrides
+from numtrans.recipes.translation import make_config, run
 
 
 def table(headers, rows) -> None:
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     # decoding the 1,383 test sentences twice takes about a minute; training gets the rest
     reserve = min(3.0, 0.1 * args.minutes) + 0.5
     overrides = {"time_limit": args.minutes - reserve, "out_dir": args.out_dir,
-                 "bleu_sentences": 0, "progress": False, **_parse_overrides(extra)}  # fmt: skip
+                 "bleu_sentences": 0, "progress": False, **parse_overrides(extra)}  # fmt: skip
     cfg = make_config("small", overrides)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# translation benchmark: {platform.processor() or platform.machine()}, "

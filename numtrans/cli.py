@@ -26,7 +26,7 @@ from .training.trainer import NonFiniteLossError
 
 
 def _pretrain(args, extra: list[str]) -> int:
-    from .training.pretrain import make_config, run
+    from .recipes.pretrain import make_config, run
 
     overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
@@ -41,8 +41,8 @@ def _generate(args, extra: list[str]) -> int:
 
     from .generation.generate import generate
     from .models.gpt import GPT
+    from .recipes.pretrain import start_token
     from .tokenizers import load as load_tokenizer
-    from .training.pretrain import start_token
 
     tok_path = os.path.join(args.model, "tokenizer.json")
     model = GPT.from_pretrained(args.model)

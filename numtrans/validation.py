@@ -4,7 +4,7 @@ number >= 1``), instead of a ZeroDivisionError or a reshape error steps later.
 
 A rule is ``(types, ok, allowed)``: the value must be an instance of ``types`` (``bool`` never
 counts as a number), ``ok(value)`` must hold, and ``allowed`` says so in words. Each config lists
-its rules beside its fields (``training/pretrain.py``, ``finetune/mlm.py``, ``translation/train.py``).
+its rules beside its fields (``recipes/pretrain.py``, ``recipes/mlm.py``, ``recipes/translation.py``).
 """
 
 from __future__ import annotations

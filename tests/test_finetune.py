@@ -12,17 +12,8 @@ import pytest
 
 import numtrans as nt
 from numtrans.commands.finetune import register
-from numtrans.finetune import (
-    FinetuneConfig,
-    LabeledData,
-    MLMConfig,
-    evaluate_dir,
-    finetune,
-    load_finetuned,
-    pretrain_mlm,
-)
+from numtrans.finetune import LabeledData
 from numtrans.finetune.models import body_and_head, classifier_from_pretrained
-from numtrans.finetune.train import build_optimizer
 from numtrans.models import (
     GPT,
     BertConfig,
@@ -31,6 +22,14 @@ from numtrans.models import (
     GPTConfig,
 )
 from numtrans.models.gpt_heads import GPTForSequenceClassification
+from numtrans.recipes.finetune import (
+    FinetuneConfig,
+    build_optimizer,
+    evaluate_dir,
+    finetune,
+    load_finetuned,
+)
+from numtrans.recipes.mlm import MLMConfig, pretrain_mlm
 from numtrans.tokenizers import CharTokenizer
 
 GOOD = "good great fine nice superb lovely".split()

@@ -19,7 +19,7 @@ from numtrans.qa import (
     tokenize_with_offsets,
 )
 from numtrans.qa.preprocess import window_starts
-from numtrans.qa.train import train_qa
+from numtrans.recipes.qa import train_qa
 from numtrans.tokenizers import WordPieceTokenizer
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "squad_tiny.json")

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from numtrans.finetune import FinetuneConfig
-from numtrans.finetune.mlm import MLMConfig
-from numtrans.translation.train import make_config
+from numtrans.recipes.finetune import FinetuneConfig
+from numtrans.recipes.mlm import MLMConfig
+from numtrans.recipes.translation import make_config
 from numtrans.validation import POSITIVE_INT, check_settings, optional
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from numtrans.training.pretrain import make_config
+from numtrans.recipes.pretrain import make_config
 
 # a run small enough to finish in about a second
 TINY = {
@@ -96,7 +96,7 @@ def test_python_api_validates_the_same_way(tmp_path):
 
 def test_stale_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
     """Issue 14, item 11: SIGKILL leftovers (.step-NNNNNN.* dirs, .latest.*.tmp) are cleaned."""
-    from numtrans.training.pretrain import run
+    from numtrans.recipes.pretrain import run
 
     out = tmp_path / "run"
     ckpt = out / "checkpoints"
@@ -116,7 +116,7 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_start(tmp_path):
 
 def test_a_fresh_run_into_an_earlier_run_is_refused_unless_asked(tmp_path):
     """Issue 14, item 4: --resume continues, --overwrite replaces, nothing else touches it."""
-    from numtrans.training.pretrain import run
+    from numtrans.recipes.pretrain import run
 
     out = tmp_path / "run"
     tiny = {**TINY, "out_dir": str(out)}

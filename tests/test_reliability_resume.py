@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from numtrans.training.pretrain import make_config, run
+from numtrans.recipes.pretrain import make_config, run
 
 TINY = {
     "max_steps": 4,

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
+from numtrans.recipes.pretrain import build, make_batcher, make_config
 from numtrans.training import checkpoint as ckpt
-from numtrans.training.pretrain import build, make_batcher, make_config
 from numtrans.training.trainer import TrainConfig, Trainer
 
 VOCAB = 11

@@ -10,18 +10,16 @@ import pytest
 
 import numtrans as nt
 from numtrans.data import load_corpus
+from numtrans.recipes.translation import build, make_config, make_loss_fn, run
 from numtrans.translation import (
     SPECIALS,
     BucketBatcher,
     Translator,
-    make_config,
     make_tokenizers,
     reference_streams,
-    run,
     split_pairs,
 )
 from numtrans.translation.data import make_dataset
-from numtrans.translation.train import build, make_loss_fn
 
 TINY = {  # seconds: 150 short pairs, a 1+1 layer model
     "max_pairs": 150, "src_vocab_size": 300, "d_model": 32, "nhead": 2,

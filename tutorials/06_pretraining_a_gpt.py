@@ -29,7 +29,7 @@
 # 5. the attention maps of a trained head.
 #
 # It takes a few minutes on a 2-core CPU (`NUMTRANS_TUTORIAL_FAST=1` shrinks it to seconds, with
-# a correspondingly worse model). `numtrans.training.pretrain.run` does the same job with
+# a correspondingly worse model). `numtrans.recipes.pretrain.run` does the same job with
 # checkpoints and logging (`numtrans pretrain` on the command line).
 
 # %%
@@ -47,8 +47,8 @@ from numtrans.generation.sampling import filter_top_k, filter_top_p
 from numtrans.metrics import perplexity
 from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.optim import AdamW, WarmupCosineLR, clip_grad_norm_, param_groups_for_weight_decay
+from numtrans.recipes.pretrain import make_batcher
 from numtrans.tokenizers import CharTokenizer
-from numtrans.training.pretrain import make_batcher
 from numtrans.viz import plot_attention, plot_history
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"

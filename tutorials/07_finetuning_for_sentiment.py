@@ -44,16 +44,9 @@ import numpy as np
 
 import numtrans as nt
 from numtrans import metrics
-from numtrans.finetune import (
-    BagOfWordsClassifier,
-    FinetuneConfig,
-    LabelMap,
-    MLMConfig,
-    finetune,
-    predict_logits,
-    pretrain_mlm,
-    read_labeled,
-)
+from numtrans.finetune import BagOfWordsClassifier, LabelMap, predict_logits, read_labeled
+from numtrans.recipes.finetune import FinetuneConfig, finetune
+from numtrans.recipes.mlm import MLMConfig, pretrain_mlm
 from numtrans.viz import plot_confusion_matrix
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"

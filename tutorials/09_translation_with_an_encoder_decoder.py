@@ -38,9 +38,9 @@ import numpy as np
 from numtrans.data import load_corpus
 from numtrans.functional.attention import causal_mask
 from numtrans.metrics import corpus_bleu
+from numtrans.recipes.translation import build, make_config, train_model
 from numtrans.translation import BucketBatcher, Translator, reference_streams, split_pairs
 from numtrans.translation.data import make_dataset, make_tokenizers
-from numtrans.translation.train import build, make_config, train_model
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial

@@ -52,7 +52,7 @@ from numtrans.qa import (
     read_squad,
     tokenize_with_offsets,
 )
-from numtrans.qa.train import train_qa
+from numtrans.recipes.qa import train_qa
 from numtrans.retrieval import BM25, DenseIndex, reciprocal_rank_fusion
 from numtrans.retrieval.hybrid import tokenize as bm25_tokenize
 from numtrans.summarization import split_sentences

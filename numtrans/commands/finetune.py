@@ -94,7 +94,7 @@ def _overrides(items: list[str]) -> dict:
 def pretrain_mlm_command(args, extra: list[str]) -> int:
     import dataclasses
 
-    from ..finetune.mlm import MLMConfig, corpus_texts, pretrain_mlm
+    from ..recipes.mlm import MLMConfig, corpus_texts, pretrain_mlm
 
     values = _overrides(extra)
     if args.max_steps is not None:
@@ -110,8 +110,9 @@ def pretrain_mlm_command(args, extra: list[str]) -> int:
 def finetune_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    from ..finetune import FinetuneConfig, finetune, read_labeled
+    from ..finetune import read_labeled
     from ..finetune.data import check_task
+    from ..recipes.finetune import FinetuneConfig, finetune
 
     task = check_task(args.task)
     cfg = FinetuneConfig(
@@ -140,7 +141,8 @@ def finetune_command(args, extra: list[str]) -> int:
 def evaluate_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    from ..finetune import evaluate, format_metrics, load_finetuned, read_labeled
+    from ..finetune import read_labeled
+    from ..recipes.finetune import evaluate, format_metrics, load_finetuned
 
     model, tokenizer, labels, max_length = load_finetuned(args.model)
     data = read_labeled(args.data, args.text_column, args.label_column, labels.task)

@@ -70,7 +70,7 @@ def train_qa_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
     from ..qa import prepare_features, read_squad
-    from ..qa.train import train_qa
+    from ..recipes.qa import train_qa
 
     reader = _load_reader(args.model, max_length=args.max_length, stride=args.stride)
     examples = [ex for path in args.train for ex in read_squad(path)]

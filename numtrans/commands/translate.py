@@ -5,7 +5,7 @@
                        [--no-repeat-ngram-size N] [--repetition-penalty P]
 
 ``train-translation`` trains an English -> Chinese Transformer on the bundled Tatoeba pairs
-(``numtrans.translation.train``; any field of ``TranslationConfig`` can be set with
+(``numtrans.recipes.translation``; any field of ``TranslationConfig`` can be set with
 ``--key=value``) and saves a model directory that ``translate`` reads. ``translate`` prints one
 translation per line, or with ``--nbest K`` the K best as ``score<TAB>translation`` lines.
 A text of ``-`` reads the sentences from standard input, one a line. ``--no-repeat-ngram-size 2``
@@ -122,7 +122,7 @@ def translate_command(args, extra: list[str]) -> int:
 
 
 def train_command(args, extra: list[str]) -> int:
-    from ..translation.train import make_config, run
+    from ..recipes.translation import make_config, run
     from .overrides import collect_overrides
 
     overrides = collect_overrides(args, extra, ("out_dir", "max_steps", "time_limit"))

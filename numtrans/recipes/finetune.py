@@ -31,6 +31,20 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..finetune.data import LABELS_FILE, LabeledData, LabelMap, check_task
+from ..finetune.models import (
+    body_and_head,
+    classifier_from_pretrained,
+    encode_features,
+    encode_texts,
+    head_loss,
+    load_tokenizer,
+    make_batch,
+    model_kind,
+    model_max_length,
+    pad_id_of,
+    predict_logits,
+)
 from ..io import atomic_write_text
 from ..validation import (
     ANY_INT,
@@ -44,20 +58,6 @@ from ..validation import (
     check_settings,
     one_of,
     optional,
-)
-from .data import LABELS_FILE, LabeledData, LabelMap, check_task
-from .models import (
-    body_and_head,
-    classifier_from_pretrained,
-    encode_features,
-    encode_texts,
-    head_loss,
-    load_tokenizer,
-    make_batch,
-    model_kind,
-    model_max_length,
-    pad_id_of,
-    predict_logits,
 )
 
 

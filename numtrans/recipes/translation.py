@@ -29,6 +29,8 @@ from ..io import atomic_write_text
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 from ..optim import Adam, NoamLR
 from ..training.trainer import TrainConfig, Trainer
+from ..translation.data import BucketBatcher, make_dataset, make_tokenizers, split_pairs
+from ..translation.translate import Translator
 from ..validation import (
     ANY_INT,
     BOOL,
@@ -43,8 +45,6 @@ from ..validation import (
     check_settings,
     optional,
 )
-from .data import BucketBatcher, make_dataset, make_tokenizers, split_pairs
-from .translate import Translator
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
+from ..training.checkpoint import latest_checkpoint, remove_stale
 from ..validation import (
     ANY_INT,
     FRACTION,
@@ -36,7 +37,6 @@ from ..validation import (
     one_of,
     optional,
 )
-from .checkpoint import latest_checkpoint, remove_stale
 
 
 @dataclass
@@ -294,7 +294,7 @@ def run(
     ``resume`` continues from the newest checkpoint that loads; ``force`` lets it continue on a
     different corpus (same vocabulary) on purpose."""
     from ..generation.generate import generate
-    from .trainer import TrainConfig, Trainer
+    from ..training.trainer import TrainConfig, Trainer
 
     check_fresh_run(cfg.out_dir, resume, overwrite)
     if force and not resume:

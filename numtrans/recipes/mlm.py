@@ -24,6 +24,7 @@ import numpy as np
 from .. import manual_seed
 from ..data import MLMCollator, random_split
 from ..data.corpus import CORPORA, corpus_info, load_corpus
+from ..finetune.models import encode_texts
 from ..io import atomic_write_text
 from ..models.bert import BertConfig
 from ..models.bert_heads import BertForMaskedLM
@@ -42,7 +43,6 @@ from ..validation import (
     check_output_dir,
     check_settings,
 )
-from .models import encode_texts
 
 
 @dataclass
