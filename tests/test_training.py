@@ -157,3 +157,22 @@ def test_a_run_shorter_than_the_preset_warmup_still_builds():
         sched.step()
         lrs.append(opt.param_groups[0]["lr"])
     assert max(lrs) <= cfg.learning_rate and lrs[-1] >= 0
+
+
+def test_train_config_from_job_takes_the_shared_fields_by_name():
+    from dataclasses import dataclass
+
+    from numtrans.training import TrainConfig
+
+    @dataclass
+    class Job:
+        max_steps: int = 7
+        seed: int = 3
+        grad_clip: float | None = None
+        hidden_size: int = 64  # not a loop setting: ignored
+
+    cfg = TrainConfig.from_job(Job(), log_interval=2)
+    assert (cfg.max_steps, cfg.seed, cfg.grad_clip, cfg.log_interval) == (7, 3, None, 2)
+    assert cfg.eval_batches == TrainConfig().eval_batches  # not in the job: the default
+    with pytest.raises(TypeError, match="no field"):
+        TrainConfig.from_job(Job(), hidden_size=3)

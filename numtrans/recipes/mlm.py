@@ -166,11 +166,7 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     scheduler = WarmupCosineLR(optimizer, warmup, cfg.max_steps, min_lr=cfg.min_lr)
     trainer = Trainer(
         model, optimizer, get_batch,
-        TrainConfig(
-            max_steps=cfg.max_steps, eval_interval=cfg.eval_interval,
-            eval_batches=cfg.eval_batches, log_interval=cfg.log_interval, seed=cfg.seed,
-            progress=cfg.progress,
-        ),
+        TrainConfig.from_job(cfg),
         scheduler=scheduler, loss_fn=lambda m, batch: m(**batch).loss,
     )  # fmt: skip
     history = trainer.train()

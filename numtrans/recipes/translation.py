@@ -229,10 +229,9 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
     has_val = "val" in batcher.datasets
     trainer = Trainer(
         model, optimizer, batcher.get_batch,
-        TrainConfig(
-            max_steps=cfg.max_steps, eval_interval=cfg.eval_interval if has_val else 10**12,
-            eval_batches=cfg.eval_batches, log_interval=cfg.log_interval,
-            grad_clip=cfg.grad_clip, seed=cfg.seed, progress=cfg.progress,
+        TrainConfig.from_job(
+            cfg,
+            eval_interval=cfg.eval_interval if has_val else 10**12,
             checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
         ),
         scheduler=scheduler, loss_fn=make_loss_fn(cfg.label_smoothing),

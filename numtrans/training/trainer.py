@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -49,6 +49,19 @@ class TrainConfig:
     # a NaN/inf loss: "stop" raises NonFiniteLossError (the last checkpoint is kept, nothing is
     # saved over it), "skip" drops that step's update and goes on (counted in skipped_steps)
     on_nonfinite: str = "stop"
+
+    @classmethod
+    def from_job(cls, job_config, **overrides) -> TrainConfig:
+        """The loop's settings taken by name from a job's config (``max_steps``, ``seed``,
+        ``grad_clip``, ...: every field the two share), then ``overrides``. A recipe's config
+        declares a loop setting once, under this class's name, instead of copying it here by
+        hand."""
+        names = [f.name for f in fields(cls)]
+        values = {n: getattr(job_config, n) for n in names if hasattr(job_config, n)}
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"TrainConfig has no field(s) {unknown}")
+        return cls(**{**values, **overrides})
 
 
 class NonFiniteLossError(RuntimeError):
