@@ -12,7 +12,9 @@ that one op). ``loss.backward()`` then walks the graph from the loss back to the
 >>> a.grad
 array([4., 6.], dtype=float32)
 
-The arithmetic itself lives in ``numtrans/ops/``: each op's forward and backward side by side.
+The arithmetic itself lives in ``numtrans/ops/``: each op's forward and backward side by side;
+every op hands its output array to ``make_result`` (at the end of this file), which records the
+graph. ``autograd/engine.py`` only walks it.
 """
 
 from __future__ import annotations
@@ -165,9 +167,7 @@ class Tensor:
     # ------------------------------------------------------------------ autograd
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (see ``autograd/engine.py``)."""
-        from .autograd.engine import run_backward
-
-        run_backward(self, grad, retain_graph)
+        _engine.run_backward(self, grad, retain_graph)
 
     def zero_grad(self) -> None:
         self.grad = None
@@ -334,7 +334,38 @@ def _keep(keepdim, keepdims):
     return bool(keepdim) if keepdims is None else bool(keepdims)
 
 
-# The ops modules import Tensor, so they are imported after the class exists.
+# --------------------------------------------------------------------- the graph, as ops run
+def make_result(data: np.ndarray, parents: tuple, backward, op: str):
+    """Wrap an op's output: record ``parents`` and ``backward`` if any input requires grad."""
+    out = object.__new__(Tensor)  # no __init__: its checks and conversions are not needed here
+    out.data = data
+    out.grad = None
+    out._retain = False
+    state = _grad_mode._state
+    if state["anomaly"]:
+        _engine.check_forward(data, op)
+    record = False
+    if state["grad_enabled"]:
+        for p in parents:  # a plain loop: this runs once per op, and any(generator) is slower
+            if p.requires_grad:
+                record = True
+                break
+    if record:
+        out.requires_grad = True
+        out._parents = parents
+        out._backward = backward
+        out._op = op
+    else:
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+        out._op = op
+    return out
+
+
+# The ops modules (and autograd's) import Tensor and make_result, so they come after both exist.
+from .autograd import engine as _engine  # noqa: E402
+from .autograd import grad_mode as _grad_mode  # noqa: E402
 from .ops import arithmetic as _ar  # noqa: E402
 from .ops import elementwise as _el  # noqa: E402
 from .ops import linalg as _la  # noqa: E402

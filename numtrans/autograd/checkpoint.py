@@ -22,14 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from .. import random as nt_random
+from ..tensor import Tensor, make_result
 from . import grad_mode
-from .engine import make_result
 
 
 def checkpoint(fn, *inputs):
     """``fn(*inputs)`` (one Tensor out), without keeping ``fn``'s intermediates for the backward."""
-    from ..tensor import Tensor
-
     rng_state = nt_random.get_rng_state()
     with grad_mode.no_grad():
         out = fn(*inputs)

@@ -9,6 +9,9 @@ Each non-leaf tensor ``t`` holds ``t._parents`` (its inputs) and ``t._backward(g
 3. adds the final gradient of every leaf into ``leaf.grad`` (accumulation, as in PyTorch);
 4. frees the graph (``retain_graph=False``) so memory is released; a second backward through a
    freed graph raises an error that says so.
+
+The graph is recorded as the ops run, by ``make_result`` in ``tensor.py`` (it makes each op's
+output Tensor); this module only walks it, and needs no Tensor class of its own.
 """
 
 from __future__ import annotations
@@ -25,42 +28,8 @@ def _freed_graph(_grad):
     )
 
 
-_tensor_class = []  # filled on first use: tensor.py imports this module, so no import at the top
-
-
-def make_result(data: np.ndarray, parents: tuple, backward, op: str):
-    """Wrap an op's output: record ``parents`` and ``backward`` if any input requires grad."""
-    if not _tensor_class:
-        from ..tensor import Tensor
-
-        _tensor_class.append(Tensor)
-    out = object.__new__(_tensor_class[0])
-    out.data = data
-    out.grad = None
-    out._retain = False
-    state = grad_mode._state
-    if state["anomaly"]:
-        _check_forward(data, op)
-    record = False
-    if state["grad_enabled"]:
-        for p in parents:  # a plain loop: this runs once per op, and any(generator) is slower
-            if p.requires_grad:
-                record = True
-                break
-    if record:
-        out.requires_grad = True
-        out._parents = parents
-        out._backward = backward
-        out._op = op
-    else:
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
-        out._op = op
-    return out
-
-
-def _check_forward(data: np.ndarray, op: str) -> None:
+def check_forward(data: np.ndarray, op: str) -> None:
+    """Anomaly mode's forward check: an op that produced NaN or +inf is named at once."""
     if np.issubdtype(data.dtype, np.floating) and (np.isnan(data).any() or np.isposinf(data).any()):
         raise FloatingPointError(f"anomaly: op '{op}' produced NaN or +inf in its forward output")
 

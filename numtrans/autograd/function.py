@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine import make_result
+from ..tensor import Tensor, make_result
 
 
 class Context:
@@ -46,8 +46,6 @@ class Function:
 
     @classmethod
     def apply(cls, *args):
-        from ..tensor import Tensor
-
         ctx = Context()
         tensor_slots = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
         raw = [a.data if isinstance(a, Tensor) else a for a in args]

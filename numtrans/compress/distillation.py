@@ -23,10 +23,10 @@ import os
 
 import numpy as np
 
-from ..autograd.engine import make_result
 from ..functional.activations import softmax_array
 from ..functional.losses import cross_entropy
 from ..io import atomic_write
+from ..tensor import make_result
 
 
 def _log_softmax_rows(x: np.ndarray) -> np.ndarray:

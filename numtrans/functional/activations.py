@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import make_result
 from ..ops.arithmetic import as_float
 from ..ops.elementwise import gelu, relu, sigmoid, tanh
+from ..tensor import make_result
 
 __all__ = ["gelu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
 

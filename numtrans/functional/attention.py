@@ -43,9 +43,8 @@ import math
 
 import numpy as np
 
-from ..autograd.engine import make_result
 from ..ops.arithmetic import as_tensor
-from ..tensor import Tensor
+from ..tensor import Tensor, make_result
 from . import _dispatch
 from .activations import softmax
 from .layers import dropout

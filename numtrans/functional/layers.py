@@ -13,8 +13,8 @@ import math
 import numpy as np
 
 from .. import random as nt_random
-from ..autograd.engine import make_result
 from ..ops.arithmetic import as_float, as_tensor
+from ..tensor import make_result
 
 
 def linear(x, weight, bias=None):

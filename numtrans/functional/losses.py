@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import make_result
 from ..ops.arithmetic import as_tensor
+from ..tensor import make_result
 from .activations import _row_max
 
 _REDUCTIONS = ("mean", "sum", "none")

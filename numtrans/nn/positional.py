@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import make_result
 from ..functional.layers import dropout as dropout_fn
-from ..tensor import Tensor, get_default_dtype
+from ..tensor import Tensor, get_default_dtype, make_result
 from . import init
 from .module import Module, Parameter
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import make_result
+from ..tensor import make_result
 
 
 def as_tensor(x, like=None):

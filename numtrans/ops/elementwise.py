@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..autograd.engine import make_result
+from ..tensor import make_result
 from .arithmetic import as_float, as_tensor, unbroadcast
 from .special import erf
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..autograd.engine import make_result
+from ..tensor import make_result
 from .arithmetic import as_tensor, unbroadcast
 
 

@@ -17,7 +17,7 @@ import builtins
 
 import numpy as np
 
-from ..autograd.engine import make_result
+from ..tensor import make_result
 
 
 def _axes(axis, ndim: int) -> tuple[int, ...]:
