@@ -136,9 +136,7 @@ class Tensor:
         return Tensor(self.data)
 
     def astype(self, dtype) -> Tensor:
-        from .ops import shape as _shape
-
-        return _shape.astype(self, dtype)
+        return _sh.astype(self, dtype)
 
     def float(self) -> Tensor:
         return self.astype(np.float32)
@@ -285,6 +283,7 @@ class Tensor:
         return _el.masked_fill(self, mask, value)
 
     def softmax(self, dim=-1, *, axis=None):
+        # imported here, not at the top: functional/ imports this module (the one forced cycle)
         from .functional.activations import softmax
 
         return softmax(self, _dim(dim, axis, -1))

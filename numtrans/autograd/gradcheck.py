@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tensor import Tensor
 from .grad_mode import no_grad
 
 
@@ -23,8 +24,6 @@ class GradcheckError(AssertionError):
 
 
 def _prepare(inputs):
-    from ..tensor import Tensor
-
     inputs = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:

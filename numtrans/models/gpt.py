@@ -42,6 +42,7 @@ from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu
 from ..functional.attention import causal_mask, scaled_dot_product_attention
 from ..functional.losses import cross_entropy
+from .counting import gpt_flops_per_token
 from .pretrained import PretrainedMixin
 
 
@@ -210,6 +211,4 @@ class GPT(PretrainedMixin, nn.Module):
 
     def flops_per_token(self, seq_len: int | None = None) -> int:
         """Training FLOPs per token, 6N + 12 L T C (see ``counting.py``)."""
-        from .counting import gpt_flops_per_token
-
         return gpt_flops_per_token(self.config, seq_len)

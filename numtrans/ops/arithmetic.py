@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import make_result
+from ..tensor import Tensor, get_default_dtype, make_result
 
 
 def as_tensor(x, like=None):
     """Tensors pass through; numbers and arrays are wrapped (numbers take ``like``'s dtype)."""
-    from ..tensor import Tensor
-
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, (int, float)) and like.dtype.kind == "f":
@@ -27,8 +25,6 @@ def as_float(x):
     """The one rule for float ops (exp, log, tanh, GELU, softmax, LayerNorm, ...) given integer
     or boolean input: promote to the default float dtype, as ``torch.exp(int_tensor)`` does,
     instead of computing in integers and truncating. Float tensors pass through unchanged."""
-    from ..tensor import Tensor, get_default_dtype
-
     x = as_tensor(x)
     if x.dtype.kind in "fc":
         return x
@@ -52,8 +48,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
 
 
 def _pair(a, b):
-    from ..tensor import Tensor
-
     if not isinstance(a, Tensor):
         a = as_tensor(a, like=b)
     if not isinstance(b, Tensor):
@@ -113,8 +107,6 @@ def neg(a):
 
 def pow(a, b):
     """a ** b;  d/da = b a^(b-1),  d/db = a^b log(a) (only where a > 0 matters)."""
-    from ..tensor import Tensor
-
     if not isinstance(b, Tensor) and np.ndim(b) == 0:  # the common case: a constant exponent
         p = float(b)
         out = a.data**p

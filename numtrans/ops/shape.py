@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import make_result
-from .arithmetic import as_tensor
+from ..tensor import Tensor, make_result
+from .arithmetic import as_tensor, unbroadcast
 
 
 def reshape(x, shape):
@@ -68,8 +68,6 @@ def squeeze(x, dim=None):
 
 def expand(x, shape):
     """Broadcast to ``shape`` (-1 keeps a size); the gradient sums over the stretched axes."""
-    from .arithmetic import unbroadcast
-
     shape = tuple(x.shape[i - len(shape) + x.ndim] if n == -1 else n for i, n in enumerate(shape))
     out = np.broadcast_to(x.data, shape)
     return make_result(out, (x,), lambda g: (unbroadcast(g, x.shape),), "expand")
@@ -79,8 +77,6 @@ def astype(x, dtype):
     dtype = np.dtype(dtype)
     out = x.data.astype(dtype)
     if dtype.kind != "f":  # casting to integers/bools ends the graph
-        from ..tensor import Tensor
-
         return Tensor(out)
     return make_result(out, (x,), lambda g: (g.astype(x.dtype),), "astype")
 

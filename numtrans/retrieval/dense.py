@@ -29,6 +29,8 @@ import hashlib
 import os
 
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 from ..io import atomic_write
 
@@ -136,8 +138,6 @@ class DenseIndex:
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> None:
         """One safetensors file, written atomically (see the module docstring for its layout)."""
-        from safetensors.numpy import save_file
-
         encoded = [d.encode("utf-8") for d in self.documents]
         offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(b) for b in encoded])
@@ -151,8 +151,6 @@ class DenseIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DenseIndex:
-        from safetensors import safe_open
-
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no index file {path!r}")

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 from ..io import atomic_write_text
 from .base import Tokenizer, read_json
+from .bpe_train import train_bpe
 from .pretokenize import bytes_to_unicode, pre_tokenize, unicode_to_bytes
 
 
@@ -84,8 +85,6 @@ class ByteBPETokenizer(Tokenizer):
     ) -> ByteBPETokenizer:
         """Learn merges until the vocabulary (bytes + merges + specials) has ``vocab_size``
         tokens or no pair occurs ``min_frequency`` times. See :mod:`.bpe_train`."""
-        from .bpe_train import train_bpe
-
         tokens, merges = train_bpe(texts, vocab_size, special_tokens, min_frequency, verbose)
         return cls(tokens, merges, special_tokens, pad_token)
 

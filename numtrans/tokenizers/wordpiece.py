@@ -25,6 +25,7 @@ import numpy as np
 from ..io import atomic_write_text
 from .base import Tokenizer, pad_batch, read_json
 from .bert_basic import basic_tokenize
+from .wordpiece_train import train_wordpiece
 
 BERT_SPECIALS = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 
@@ -117,8 +118,6 @@ class WordPieceTokenizer(Tokenizer):
         Keyword arguments: ``do_lower_case=True``, ``min_frequency=2``,
         ``score="likelihood"`` (or ``"pmi"``), ``max_input_chars_per_word=100``.
         """
-        from .wordpiece_train import train_wordpiece
-
         lowercase = kwargs.pop("do_lower_case", True)
         tokens = train_wordpiece(texts, vocab_size, lowercase=lowercase, **kwargs)
         return cls(tokens, do_lower_case=lowercase)
