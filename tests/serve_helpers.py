@@ -62,3 +62,52 @@ class Server:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(10)
+
+
+EN = "the cat sat on a mat. i love you. we go home now."
+ZH = "猫坐在垫子上。我爱你。我们现在回家。"
+
+
+def save_tiny_translator(directory, seed: int = 0) -> str:
+    """A random 2+2 layer English -> Chinese translator (character tokenizers both sides,
+    ``<pad> <unk> <bos> <eos>`` at 0..3), saved as ``Translator.save`` does."""
+    from numtrans.models import Seq2SeqConfig, Seq2SeqTransformer
+    from numtrans.translation import SPECIALS, Translator
+
+    src, tgt = CharTokenizer.from_text(EN, SPECIALS), CharTokenizer.from_text(ZH, SPECIALS)
+    cfg = Seq2SeqConfig(
+        src_vocab_size=src.vocab_size, tgt_vocab_size=tgt.vocab_size, d_model=16, nhead=2,
+        num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=32, dropout=0.0, max_len=64,
+    )  # fmt: skip
+    model = Seq2SeqTransformer(cfg)
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():  # larger than the init, so heads attend unevenly
+        p.data[...] = rng.normal(0.0, 0.4, p.shape).astype(p.data.dtype)
+    settings = {"max_length": 32, "beam_size": 3}
+    Translator(model.eval(), src, tgt, settings).save(str(directory))
+    return str(directory)
+
+
+def save_tiny_bert_mlm(directory, hf: bool = False, seed: int = 0) -> str:
+    """A random 2-layer BertForMaskedLM with a WordPiece vocabulary (vocab.txt), saved by
+    ``save_pretrained`` or, with ``hf``, in Hugging Face's layout (``export_hf``)."""
+    from numtrans.models import BertConfig
+    from numtrans.models.bert_heads import BertForMaskedLM
+    from numtrans.models.hf import export_hf
+    from numtrans.tokenizers import WordPieceTokenizer
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted(set(EN.replace(".", " . ").split()))
+    tok = WordPieceTokenizer(specials + words)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    model = BertForMaskedLM(cfg)
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data[...] = rng.normal(0.0, 0.4, p.shape).astype(p.data.dtype)
+    (export_hf if hf else type(model).save_pretrained)(model, str(directory))
+    tok.save_pretrained(str(directory))
+    return str(directory)
