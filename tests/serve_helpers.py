@@ -1,7 +1,9 @@
-"""Shared by the explorer tests: a tiny saved GPT and a uvicorn server on a free port."""
+"""Shared by the explorer tests: tiny saved models (GPT, translator, BERT MLM), a uvicorn server
+on a free port, and a headless Chromium."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -111,3 +113,27 @@ def save_tiny_bert_mlm(directory, hf: bool = False, seed: int = 0) -> str:
     (export_hf if hf else type(model).save_pretrained)(model, str(directory))
     tok.save_pretrained(str(directory))
     return str(directory)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def launch_chromium(pw):
+    """Debian's chromium through Playwright, or Playwright's own browser; pytest.skip (with the
+    reason) when neither exists."""
+    import pytest
+
+    if CHROMIUM is not None:
+        return pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        return pw.chromium.launch()
+    except Exception as exc:  # Playwright raises its own Error when no browser is installed
+        pytest.skip(f"no chromium on PATH (apt-get install chromium) nor Playwright's: {exc}")
+
+
+def watch_errors(page) -> list:
+    """Console errors and uncaught exceptions of ``page``, collected as they happen."""
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return errors

@@ -177,6 +177,7 @@
    * piece} of the likeliest tokens, k}; the bars are recomputed in the browser. */
   function nextPanel(root, data) {
     clear(root);
+    if (data.tokens) renderTokens(el("div", {"class": "nt-context"}, root), data.tokens);
     var ctl = el("div", {"class": "nt-pick"}, root), inputs = {};
     [["temperature", 0, 2, 0.05, 1], ["top-k", 0, 50, 1, 0], ["top-p", 0.05, 1, 0.05, 1]]
       .forEach(function (s) {
@@ -227,7 +228,16 @@
     });
   }
 
-  window.numtransExplorer = {el: el, clear: clear, show: show, renderTokens: renderTokens,
+  /* a translation in a notebook: source tokens, beam hypotheses, one attention stack. */
+  function translationPanel(root, data) {
+    clear(root);
+    renderTokens(el("div", {"class": "nt-source"}, root), data.tokens);
+    renderHypotheses(el("div", {"class": "nt-beams"}, root), data.hypotheses);
+    el("h3", {text: data.stack + " attention of the best hypothesis"}, root);
+    attentionPanel(el("div", {"class": "nt-attention"}, root), data);
+  }
+
+  window.numtransExplorer = {translationPanel: translationPanel, el: el, clear: clear, show: show, renderTokens: renderTokens,
     renderHeadView: renderHeadView, renderModelView: renderModelView, heatmap: heatmap,
     attentionPanel: attentionPanel, renderNext: renderNext, distribution: distribution,
     nextPanel: nextPanel, renderHypotheses: renderHypotheses, renderFillMask: renderFillMask};
