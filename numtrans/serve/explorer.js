@@ -70,13 +70,15 @@
     });
   }
 
-  /* a heatmap of one (Tq, Tk) matrix: rows = queries, columns = keys. */
+  /* a heatmap of one (Tq, Tk) matrix: rows = queries, columns = keys. The darkest cell is the
+   * map's largest weight (a head spread over 30 tokens has no weight near 1). */
   function heatmap(parent, w, cell, attrs) {
-    var Tq = w.length, Tk = w[0].length;
+    var Tq = w.length, Tk = w[0].length, top = 1e-12;
+    w.forEach(function (row) { row.forEach(function (v) { top = Math.max(top, v); }); });
     var s = svg("svg", Object.assign({width: cell * Tk, height: cell * Tq}, attrs), parent);
     for (var q = 0; q < Tq; q++) {
       for (var k = 0; k < Tk; k++) {
-        svg("rect", {x: k * cell, y: q * cell, width: cell, height: cell, fill: shade(w[q][k]),
+        svg("rect", {x: k * cell, y: q * cell, width: cell, height: cell, fill: shade(w[q][k] / top),
           "data-from": q, "data-to": k, "data-weight": w[q][k]}, s);
       }
     }
@@ -123,7 +125,7 @@
       if (head) renderHeadView(head, queries, keys, w);
       clear(big);
       el("div", {text: "layer " + ls.value + ", head " + hs.value + " (rows: queries, " +
-        "columns: keys)"}, big);
+        "columns: keys; darkest = the map's largest weight)"}, big);
       heatmap(big, w, 16, {"class": "nt-enlarged"});
     }
     big = renderModelView(model, all, function (l, h) { ls.value = l; hs.value = h; draw(); });

@@ -110,6 +110,7 @@
         $("#translate-box").hidden = !has("translate");
         $("#stack-pick").hidden = !has("translate");
         $("#fill-box").hidden = !has("fill-mask");
+        if (has("translate")) $("#beam").value = model().beam_size;
       }
       $("#model").addEventListener("change", views);
       views();
