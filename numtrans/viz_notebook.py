@@ -109,36 +109,19 @@ def next_token_view(model, tokenizer, text: str, k: int = 10) -> HTMLView:
 def translation_view(translator, text: str, stack: str = "cross", **search) -> HTMLView:
     """A ``Translator``'s beam hypotheses for ``text`` and the attention (``stack``: "cross",
     "encoder" or "decoder") of its best one; ``search``: ``Translator.search`` options."""
-    from .serve.seq2seq import STACKS, seq2seq_attention, token_dicts
+    from .serve.seq2seq import TranslatorProbe
 
-    if stack not in STACKS:
-        raise ValueError(f"stack must be one of {list(STACKS)}, got {stack!r}")
+    probe = TranslatorProbe.from_translator(translator)
     beam = search.pop("beam_size", None) or translator.settings["beam_size"]
-    n_best = search.pop("n_best", beam)
-    hyps = translator.search([text], beam_size=beam, n_best=n_best, **search)[0]
-    src, best = translator.encode_source(text), hyps[0].tokens
-    tgt = [translator.bos_id] + best
-    w = seq2seq_attention(translator.model, np.array(src), np.array(tgt))[stack]
-    source = token_dicts(translator.src_tok, src)
-    predicted = token_dicts(translator.tgt_tok, best + [translator.eos_id])
-    queries, keys = {"cross": (predicted, source), "encoder": (source, source)}.get(
-        stack, (predicted, token_dicts(translator.tgt_tok, tgt))
-    )
+    hyps = probe.search(text, beam_size=beam, n_best=search.pop("n_best", beam), **search)
+    src = translator.encode_source(text)
+    view = probe.stack_view(src, hyps[0].tokens, stack)
     data = {
-        "tokens": source,
+        "tokens": probe.tokens(src),
         "stack": stack,
-        "query_tokens": queries,
-        "key_tokens": keys,
-        "weights": w.astype(np.float64).round(6).tolist(),
-        "hypotheses": [
-            {
-                "text": translator.decode(h.tokens),
-                "score": float(h.score),
-                "log_prob": float(h.log_prob),
-                "finished": bool(h.finished),
-                "tokens": token_dicts(translator.tgt_tok, h.tokens),
-            }
-            for h in hyps
-        ],  # fmt: skip
+        "query_tokens": view["query_tokens"],
+        "key_tokens": view["key_tokens"],
+        "weights": view["weights"].astype(np.float64).round(6).tolist(),
+        "hypotheses": probe.hypotheses(hyps),
     }
     return _render("translationPanel", data)

@@ -13,8 +13,10 @@
     POST /api/attention    for a translator also takes "stack" ("cross" (default), "encoder",
                            "decoder"), "target_ids" (force a translation) and the beam options
 
-Text longer than the model's context is TRUNCATED (GPT keeps the last tokens, BERT the first)
-and the response says ``"truncated": true``. Bad input is a 4xx JSON ``{"error": "..."}``
+Text longer than the model's context is TRUNCATED (GPT keeps the last tokens, BERT the first
+and its [SEP], a translator the first ``max_length - 1`` and its <eos>) and the response says
+``"truncated": true``. /api/generate decodes with a KV cache and reports, for every step, the
+positions the cache held and whether the step filled it (prefill) or reused it. Bad input is a 4xx JSON ``{"error": "..."}``
 naming the problem; bodies over ``max_body`` bytes are refused with 413. The forward passes run
 in a worker thread (``run_in_threadpool``) so the event loop keeps serving; one lock per model
 serialises them, since a model's modules are shared state.
@@ -161,22 +163,13 @@ class Explorer:
         self._require(probe, "translate")
         opts = self._beam(body, probe)
         ids, truncated = self._encode(probe, body)
-        hyps = await self._run(probe, probe.search, body["text"], *opts.values())
+        hyps = await self._run(probe, lambda: probe.search(body["text"], **opts))
         return {
             "model": probe.name,
             "truncated": truncated,
             **opts,
             "source_tokens": probe.tokens(ids),
-            "hypotheses": [
-                {
-                    "text": probe.translator.decode(h.tokens),
-                    "tokens": probe.target_tokens(h.tokens),
-                    "score": float(h.score),
-                    "log_prob": float(h.log_prob),
-                    "finished": bool(h.finished),
-                }
-                for h in hyps
-            ],
+            "hypotheses": probe.hypotheses(hyps),
         }
 
     async def _cross_attention(self, probe, body):
@@ -191,32 +184,23 @@ class Explorer:
 
         def run():
             nonlocal target
-            if target is None:
-                opts["n_best"] = 1
-                target = probe.search(body["text"], *opts.values())[0].tokens
-            return probe.attention(ids, target)
+            if target is None:  # the best beam, as /api/translate finds it
+                target = probe.search(body["text"], **{**opts, "n_best": 1})[0].tokens
+            return probe.stack_view(ids, target, stack)
 
-        out = await self._run(probe, run)
-        src = probe.tokens(ids)
-        inputs, predicted = (
-            probe.target_tokens(out["target_inputs"]),
-            probe.target_tokens(out["predicted"]),
-        )
-        queries, keys = {"cross": (predicted, src), "encoder": (src, src)}.get(
-            stack, (predicted, inputs)
-        )
+        view = await self._run(probe, run)
         return {
             "model": probe.name,
             "truncated": truncated,
             "stack": stack,
-            "tokens": src,
+            "tokens": probe.tokens(ids),
             "target_ids": list(target),
             "translation": probe.translator.decode(target),
-            "query_tokens": queries,
-            "key_tokens": keys,
+            "query_tokens": view["query_tokens"],
+            "key_tokens": view["key_tokens"],
             "layer": layer,
             "head": head,
-            "weights": _pick(out[stack], layer, head),
+            "weights": _pick(view["weights"], layer, head),
         }
 
     def _sampling(self, body, probe):

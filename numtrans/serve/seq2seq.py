@@ -84,11 +84,21 @@ class TranslatorProbe:
     views = ["tokens", "attention", "translate"]
 
     def __init__(self, directory: str, name: str):
-        self.directory, self.name = directory, name
-        self.translator = Translator.load(directory)
-        self.translator.model.eval()
-        self.model = self.translator.model
-        self.tokenizer = self.translator.src_tok  # what /api/tokenize shows: the source side
+        self._setup(Translator.load(directory), name)
+        self.directory = directory
+
+    @classmethod
+    def from_translator(cls, translator, name: str = "translator") -> TranslatorProbe:
+        """A probe around a ``Translator`` already in memory (the notebook view)."""
+        probe = cls.__new__(cls)
+        probe._setup(translator, name)
+        probe.directory = None
+        return probe
+
+    def _setup(self, translator, name):
+        self.translator, self.name = translator, name
+        self.model = translator.model.eval()
+        self.tokenizer = translator.src_tok  # what /api/tokenize shows: the source side
 
     @property
     def config(self):
@@ -144,11 +154,39 @@ class TranslatorProbe:
     def target_tokens(self, ids) -> list[dict]:
         return token_dicts(self.translator.tgt_tok, ids)
 
-    def search(self, text: str, beam_size: int, n_best: int, alpha, max_new_tokens):
-        """Beam hypotheses (best first) from ``Translator.search``: the decoder the CLI uses."""
-        return self.translator.search(
-            [text], beam_size=beam_size, n_best=n_best, alpha=alpha, max_new_tokens=max_new_tokens
-        )[0]
+    def search(self, text: str, **options):
+        """Beam hypotheses (best first) from ``Translator.search`` (the decoder the CLI uses);
+        ``options``: its keyword arguments (beam_size, n_best, alpha, max_new_tokens, ...)."""
+        return self.translator.search([text], **options)[0]
+
+    def hypotheses(self, hyps) -> list[dict]:
+        """Beam hypotheses as JSON: text, target tokens, score (length-normalised), log P."""
+        return [
+            {
+                "text": self.translator.decode(h.tokens),
+                "tokens": self.target_tokens(h.tokens),
+                "score": float(h.score),
+                "log_prob": float(h.log_prob),
+                "finished": bool(h.finished),
+            }
+            for h in hyps
+        ]
+
+    def stack_view(self, src_ids, target_ids, stack: str) -> dict:
+        """One stack's (L, H, Tq, Tk) weights with its query and key tokens: queries are the
+        source (encoder) or the decoder positions labelled by what they predict; keys are the
+        source (encoder, cross) or the decoder's inputs ``<bos> y1 ... yn`` (decoder)."""
+        if stack not in STACKS:
+            raise ValueError(f"stack must be one of {list(STACKS)}, got {stack!r}")
+        out = self.attention(src_ids, target_ids)
+        src = self.tokens(src_ids)
+        predicted = self.target_tokens(out["predicted"])
+        queries, keys = {
+            "cross": (predicted, src),
+            "encoder": (src, src),
+            "decoder": (predicted, self.target_tokens(out["target_inputs"])),
+        }[stack]
+        return {"query_tokens": queries, "key_tokens": keys, "weights": out[stack]}
 
     def attention(self, src_ids, target_ids) -> dict:
         """The three stacks for source ``src_ids`` and target ``target_ids`` (without <bos>)."""
