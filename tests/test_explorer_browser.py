@@ -92,7 +92,7 @@ def test_tokens_attention_generation_in_the_browser(session, tmp_path):
         page.click("#step")
         page.wait_for_selector("#app[data-ready]")
     kv = page.eval_on_selector_all(".nt-kv", "e => e.map(x => x.textContent)")
-    assert kv == [kv[0]] and "(prefill)" in kv[0] and f"holds {len(ids) + 1} positions" in kv[0]
+    assert kv == [kv[0]] and "(prefill)" in kv[0] and f"over {len(ids) + 1} cached" in kv[0]
     page.fill("#nsteps", "2")  # one click of two steps: the second one reuses the cache
     page.click("#step")
     page.wait_for_selector("#app[data-ready]")

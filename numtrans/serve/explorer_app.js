@@ -92,8 +92,8 @@
             text: show(s.piece)}, $("#generated"));
           el("div", {"class": "nt-kv", "data-kv-length": s.kv_cache_length,
             text: show(s.piece) + ": fed " + s.fed_tokens + " token(s)" +
-            (s.prefill ? " (prefill)" : " (cached)") + ", KV cache now holds " +
-            s.kv_cache_length + " positions, " + (s.kv_cache_bytes / 1024).toFixed(1) +
+            (s.prefill ? " (prefill)" : " (cached)") + "; attended over " +
+            s.kv_cache_length + " cached positions, " + (s.kv_cache_bytes / 1024).toFixed(1) +
             " KiB of keys and values"}, $("#kv"));
         });
         $("#text").value = j.text;
