@@ -161,3 +161,31 @@ def test_views_render_in_chromium(browser, gpt, translator, tmp_path):
     np.testing.assert_allclose(drawn(page, ".nt-headview line", w.shape[2:]), w[0, 0], atol=1e-6)
     page.screenshot(path=str(tmp_path / "translation_view.png"), full_page=True)
     assert errors == []
+
+
+def test_views_show_inline_in_a_jupyter_kernel(tmp_path):
+    """A real kernel (nbclient) displays the view as text/html with the model's numbers."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    gpt_dir = save_tiny_gpt(tmp_path / "gpt")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "from numtrans.serve import Probe\nfrom numtrans.viz import next_token_view\n"
+            f"probe = Probe({gpt_dir!r})\n"
+            f"next_token_view(probe.model, probe.tokenizer, {TEXT!r}, k=3)"
+        )
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    (output,) = nb.cells[0].outputs
+    html = output["data"]["text/html"]
+    assert "window.numtransExplorer.nextPanel(root, data)" in html
+
+    class Shown:
+        def _repr_html_(self):
+            return html
+
+    probe = Probe(gpt_dir)
+    logits = probe.next_logits(probe.tokenizer.encode(TEXT))
+    np.testing.assert_allclose(embedded(Shown())["logits"], logits, atol=1e-6)

@@ -149,3 +149,18 @@ def test_bad_translator_input_is_a_400_naming_it(client, path, body, message):
     assert r.status_code == 400, r.text
     assert message in r.json()["error"]
     assert post(client, "/api/tokenize", text=TEXT).status_code == 200  # still serving
+
+
+def test_concurrent_translations_equal_sequential(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["i love you.", "we go home.", "the cat sat.", "a mat."]
+    jobs = [("/api/translate", t) for t in texts] + [("/api/attention", t) for t in texts]
+    sequential = [post(client, p, text=t).json() for p, t in jobs]
+
+    def one(job):
+        with httpx.Client(base_url=str(client.base_url), timeout=60) as c:
+            return post(c, job[0], text=job[1]).json()
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(one, jobs * 2)) == sequential * 2
