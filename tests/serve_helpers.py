@@ -90,10 +90,12 @@ def save_tiny_translator(directory, seed: int = 0) -> str:
     return str(directory)
 
 
-def save_tiny_bert_mlm(directory, hf: bool = False, seed: int = 0) -> str:
-    """A random 2-layer BertForMaskedLM with a WordPiece vocabulary (vocab.txt), saved by
-    ``save_pretrained`` or, with ``hf``, in Hugging Face's layout (``export_hf``)."""
-    from numtrans.models import BertConfig
+def save_tiny_bert(directory, head: str = "mlm", hf: bool = False, seed: int = 0) -> str:
+    """A random 2-layer BERT with a WordPiece vocabulary (vocab.txt) and a ``head``: "mlm"
+    (BertForMaskedLM) or "classify" (BertForSequenceClassification, 3 classes named in
+    ``labels.json``). Saved by ``save_pretrained`` or, with ``hf``, in Hugging Face's layout."""
+    from numtrans.finetune.data import LabelMap
+    from numtrans.models import BertConfig, BertForSequenceClassification
     from numtrans.models.bert_heads import BertForMaskedLM
     from numtrans.models.hf import export_hf
     from numtrans.tokenizers import WordPieceTokenizer
@@ -104,15 +106,21 @@ def save_tiny_bert_mlm(directory, hf: bool = False, seed: int = 0) -> str:
     cfg = BertConfig(
         vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
         intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, num_labels=3,
     )  # fmt: skip
-    model = BertForMaskedLM(cfg)
+    model = (BertForMaskedLM if head == "mlm" else BertForSequenceClassification)(cfg)
     rng = np.random.default_rng(seed)
     for p in model.parameters():
         p.data[...] = rng.normal(0.0, 0.4, p.shape).astype(p.data.dtype)
     (export_hf if hf else type(model).save_pretrained)(model, str(directory))
     tok.save_pretrained(str(directory))
+    if head == "classify":
+        LabelMap("classification", ["neg", "neutral", "pos"]).save(str(directory))
     return str(directory)
+
+
+def save_tiny_bert_mlm(directory, hf: bool = False, seed: int = 0) -> str:
+    return save_tiny_bert(directory, "mlm", hf, seed)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

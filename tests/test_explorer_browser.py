@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from serve_helpers import (  # noqa: E402
     Server,
     launch_chromium,
+    save_tiny_bert,
     save_tiny_bert_mlm,
     save_tiny_gpt,
     save_tiny_translator,
@@ -32,7 +33,7 @@ DOCS_SHOT = os.path.join(os.path.dirname(__file__), "..", "docs", "explorer.png"
 def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     dirs = [save_tiny_gpt(root / "gpt"), save_tiny_translator(root / "tr")]
-    dirs.append(save_tiny_bert_mlm(root / "mlm"))
+    dirs += [save_tiny_bert_mlm(root / "mlm"), save_tiny_bert(root / "sentiment", "classify")]
     with Server(create_app(dirs)) as server, sync_api.sync_playwright() as pw:
         browser = launch_chromium(pw)
         page = browser.new_page(viewport={"width": 1100, "height": 1400})
@@ -156,4 +157,18 @@ def test_fill_mask_in_the_browser(session):
     top = page.eval_on_selector_all(".nt-mask .nt-bar", "e => e.map(x => +x.dataset.id)")
     assert top == [t["id"] for t in probe.fill_mask(ids, 5)[0]["top"]]
     assert page.is_hidden("#next-box") and page.is_hidden("#translate-box")
+    assert errors == []
+
+
+def test_classes_in_the_browser(session):
+    page, dirs, errors = session
+    text = "we go home."
+    run_text(page, text, "sentiment")
+    answer = Probe(dirs[3]).classify(Probe(dirs[3]).encode(text)[0])
+    bars = page.eval_on_selector_all(
+        "#classes .nt-bar", "e => e.map(x => [x.textContent.split('%')[0], +x.dataset.prob])"
+    )
+    assert [b[1] for b in bars] == pytest.approx(answer["probs"], rel=1e-9)
+    assert [b[0].startswith(name) for b, name in zip(bars, answer["labels"])] == [True] * 3
+    assert page.is_hidden("#fill-box") and page.is_visible("#classify-box")
     assert errors == []

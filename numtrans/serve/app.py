@@ -6,7 +6,7 @@
     POST /api/attention    {"model", "text", "layer"?, "head"?}      -> weights (L, H, T, T) or one
     POST /api/next         {"model", "text", "temperature", "top_k", "top_p", "k"} -> top-k probs
     POST /api/generate     {"model", "text", "steps", "temperature", "top_k", "top_p", "seed"}
-    POST /api/classify     {"model", "text"}                         -> class probabilities
+    POST /api/classify     {"model", "text"}                -> labels + probabilities, or a value
     POST /api/fill-mask    {"model", "text" with [MASK], "k"}        -> top-k tokens per [MASK]
     POST /api/translate    {"model", "text", "beam_size", "n_best", "alpha", "max_new_tokens"}
                            -> beam hypotheses, best first, with their scores
@@ -258,8 +258,8 @@ class Explorer:
         probe = self._probe(body)
         self._require(probe, "classify")
         ids, truncated = self._encode(probe, body)
-        p = await self._run(probe, probe.classify, ids)
-        return {"model": probe.name, "truncated": truncated, "probs": p.tolist()}
+        answer = await self._run(probe, probe.classify, ids)
+        return {"model": probe.name, "truncated": truncated, **answer}
 
     async def fill_mask(self, body):
         probe = self._probe(body)

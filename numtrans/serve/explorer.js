@@ -230,6 +230,19 @@
     });
   }
 
+  /* a classifier's answer: one bar per class, or a regression head's value. */
+  function renderClasses(root, answer) {
+    clear(root);
+    if (answer.value !== undefined) {
+      el("div", {"class": "nt-value", "data-value": answer.value,
+        text: "predicted value: " + answer.value.toFixed(4)}, root);
+      return;
+    }
+    renderNext(root, answer.labels.map(function (name, i) {
+      return {id: i, piece: name, prob: answer.probs[i], raw_prob: answer.probs[i]};
+    }));
+  }
+
   /* a translation in a notebook: source tokens, beam hypotheses, one attention stack. */
   function translationPanel(root, data) {
     clear(root);
@@ -239,7 +252,8 @@
     attentionPanel(el("div", {"class": "nt-attention"}, root), data);
   }
 
-  window.numtransExplorer = {translationPanel: translationPanel, el: el, clear: clear, show: show, renderTokens: renderTokens,
+  window.numtransExplorer = {translationPanel: translationPanel, renderClasses: renderClasses,
+    el: el, clear: clear, show: show, renderTokens: renderTokens,
     renderHeadView: renderHeadView, renderModelView: renderModelView, heatmap: heatmap,
     attentionPanel: attentionPanel, renderNext: renderNext, distribution: distribution,
     nextPanel: nextPanel, renderHypotheses: renderHypotheses, renderFillMask: renderFillMask};

@@ -46,6 +46,11 @@
       return api("/api/fill-mask", {model: $("#model").value, text: $("#text").value, k: 5})
         .then(function (j) { X.renderFillMask($("#fill"), j.masks); });
     }
+    function refreshClasses() {
+      if (!has("classify")) return Promise.resolve();
+      return api("/api/classify", {model: $("#model").value, text: $("#text").value})
+        .then(function (j) { X.renderClasses($("#classes"), j); });
+    }
     function crossAttention() { // a translator: the chosen stack for the best hypothesis
       return api("/api/attention", {model: $("#model").value, text: $("#text").value,
         stack: $("#stack").value, target_ids: best}).then(function (j) {
@@ -69,7 +74,7 @@
           X.renderTokens($("#tokens"), j.tokens);
           X.attentionPanel($("#attention"), j);
           $("#truncated").hidden = !j.truncated;
-          return Promise.all([refreshNext(), refreshFill()]);
+          return Promise.all([refreshNext(), refreshFill(), refreshClasses()]);
         });
     }
     function done(p) {
@@ -110,6 +115,7 @@
         $("#translate-box").hidden = !has("translate");
         $("#stack-pick").hidden = !has("translate");
         $("#fill-box").hidden = !has("fill-mask");
+        $("#classify-box").hidden = !has("classify");
         if (has("translate")) $("#beam").value = model().beam_size;
       }
       $("#model").addEventListener("change", views);

@@ -290,10 +290,27 @@ class Probe:
                 context.append(nxt)
         return out, context
 
-    def classify(self, ids: list[int]) -> np.ndarray:
-        """(num_labels,) class probabilities (a sequence classifier only)."""
+    def classify(self, ids: list[int]) -> dict:
+        """A sequence classifier's answer: ``{"labels", "probs"}`` (softmax of the logits;
+        class names from the directory's ``labels.json``, else ``class i``), or
+        ``{"value"}`` for a regression head (its one output, no softmax)."""
         if not self.can_classify:
             raise ValueError(f"model {self.name!r} ({self.kind}) has no classifier head")
         with no_grad():
             out = self.model(np.asarray([ids], dtype=np.int64))
-        return _softmax(out.logits.data[0].astype(np.float64))
+        logits = out.logits.data[0].astype(np.float64)
+        if self.model.is_regression:
+            return {"value": float(logits[0])}
+        names = self.label_names() or [f"class {i}" for i in range(len(logits))]
+        return {"labels": names, "probs": _softmax(logits).tolist()}
+
+    def label_names(self) -> list[str] | None:
+        """Class names saved by ``numtrans finetune`` (``labels.json``), if any."""
+        from ..finetune.data import LabelMap
+
+        if self.directory is None:
+            return None
+        try:
+            return LabelMap.load(self.directory)[0].names
+        except FileNotFoundError:
+            return None
