@@ -58,7 +58,9 @@ def unique_names(model_dirs: list[str], names: list[str] | None = None) -> list[
     ``-2``, ``-3``... added where two directories share one (e.g. two ``.../model``)."""
     if names:
         if len(names) != len(model_dirs):
-            raise ValueError(f"got {len(names)} --name for {len(model_dirs)} --model")
+            raise ValueError(
+                f"got {len(names)} --name for {len(model_dirs)} --model: name every model or none"
+            )
         for n in names:
             if not n or not n.strip():
                 raise ValueError("a model name must not be empty")
