@@ -14,6 +14,7 @@ The numbers come from the same ``Probe`` the server uses, under ``no_grad``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -58,6 +59,18 @@ def _render(function: str, data: dict) -> HTMLView:
     return HTMLView(html, data)
 
 
+@contextlib.contextmanager
+def evaluating(model):
+    """Dropout off while the view is computed, the model's own mode back afterwards (a
+    notebook may be in the middle of training it)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 def _probe(model, tokenizer):
     from .serve.probe import Probe
 
@@ -67,7 +80,8 @@ def _probe(model, tokenizer):
 def _attention_data(model, tokenizer, text: str) -> dict:
     probe = _probe(model, tokenizer)
     ids, truncated = probe.encode(text)
-    w = probe.attention(ids).astype(np.float64).round(6)
+    with evaluating(model):
+        w = probe.attention(ids).astype(np.float64).round(6)
     return {"tokens": probe.tokens(ids), "truncated": truncated, "weights": w.tolist()}
 
 
@@ -94,7 +108,8 @@ def next_token_view(model, tokenizer, text: str, k: int = 10) -> HTMLView:
         raise ValueError(f"k must lie in [1, 100], got {k}")
     probe = _probe(model, tokenizer)
     ids, truncated = probe.encode(text)
-    logits = probe.next_logits(ids).round(6)
+    with evaluating(model):
+        logits = probe.next_logits(ids).round(6)
     likeliest = np.argsort(-logits, kind="stable")[: max(k, 50)]
     data = {
         "tokens": probe.tokens(ids),
@@ -113,9 +128,10 @@ def translation_view(translator, text: str, stack: str = "cross", **search) -> H
 
     probe = TranslatorProbe.from_translator(translator)
     beam = search.pop("beam_size", None) or translator.settings["beam_size"]
-    hyps = probe.search(text, beam_size=beam, n_best=search.pop("n_best", beam), **search)
     src = translator.encode_source(text)
-    view = probe.stack_view(src, hyps[0].tokens, stack)
+    with evaluating(translator.model):
+        hyps = probe.search(text, beam_size=beam, n_best=search.pop("n_best", beam), **search)
+        view = probe.stack_view(src, hyps[0].tokens, stack)
     data = {
         "tokens": probe.tokens(src),
         "stack": stack,

@@ -189,3 +189,19 @@ def test_views_show_inline_in_a_jupyter_kernel(tmp_path):
     probe = Probe(gpt_dir)
     logits = probe.next_logits(probe.tokenizer.encode(TEXT))
     np.testing.assert_allclose(embedded(Shown())["logits"], logits, atol=1e-6)
+
+
+def test_views_switch_dropout_off_and_restore_the_mode():
+    from numtrans.models.gpt import GPT, GPTConfig
+    from numtrans.tokenizers import CharTokenizer
+
+    tok = CharTokenizer.from_text(TEXT)
+    model = GPT(GPTConfig(block_size=16, vocab_size=tok.vocab_size, n_layer=2, n_head=2,
+                          n_embd=16, dropout=0.5))  # fmt: skip
+    model.train()
+    views = [f(model, tok, TEXT) for f in (attention_view, next_token_view)]
+    assert model.training and all(m.training for m in model.modules())
+    probe = Probe.from_model(model.eval(), tok)
+    ids = tok.encode(TEXT)
+    np.testing.assert_allclose(views[0].data["weights"], probe.attention(ids), atol=1e-6)
+    np.testing.assert_allclose(views[1].data["logits"], probe.next_logits(ids), atol=1e-6)

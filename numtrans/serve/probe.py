@@ -112,12 +112,15 @@ class Probe:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. an MLM head's tensors left out of BertModel
             model = cls.from_pretrained(directory)
-        self._setup(model, load_tokenizer(directory), name or default_name(directory), family)
+        self._setup(
+            model.eval(), load_tokenizer(directory), name or default_name(directory), family
+        )
         self.kind, self.directory = kind, directory
 
     @classmethod
     def from_model(cls, model, tokenizer, name: str = "model") -> Probe:
-        """A Probe around a model and tokenizer already in memory (the notebook views)."""
+        """A Probe around a model and tokenizer already in memory (the notebook views). The
+        model's train/eval mode is the caller's (``viz_notebook`` switches dropout off)."""
         probe = cls.__new__(cls)
         family = "bert" if hasattr(model.config, "num_hidden_layers") else "gpt"
         probe._setup(model, tokenizer, name, family)
@@ -126,7 +129,6 @@ class Probe:
 
     def _setup(self, model, tokenizer, name, family):
         self.model, self.tokenizer, self.name, self.family = model, tokenizer, name, family
-        self.model.eval()
 
     # ------------------------------------------------------------------ facts
     @property

@@ -85,6 +85,7 @@ class TranslatorProbe:
 
     def __init__(self, directory: str, name: str):
         self._setup(Translator.load(directory), name)
+        self.model.eval()
         self.directory = directory
 
     @classmethod
@@ -97,7 +98,7 @@ class TranslatorProbe:
 
     def _setup(self, translator, name):
         self.translator, self.name = translator, name
-        self.model = translator.model.eval()
+        self.model = translator.model
         self.tokenizer = translator.src_tok  # what /api/tokenize shows: the source side
 
     @property
