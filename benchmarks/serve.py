@@ -1,9 +1,13 @@
 """Load on the explorer: N concurrent clients for a fixed time against 127.0.0.1.
 
-    python benchmarks/serve.py --model DIR [--model DIR2] [--clients 8] [--seconds 3]
+    python benchmarks/serve.py --model DIR [--name NAME] [--model DIR2 ...] [--clients 8] [--seconds 3]
 
-Prints requests/s and p50/p99 latency for /api/next (language models) and /api/attention;
-any non-200 answer is an error and makes the script exit 1. Noisy on a shared machine.
+Prints requests/s and p50/p99 latency for /api/attention, /api/next (language models) and
+/api/translate (translators); any non-200 answer is an error and makes the script exit 1.
+Noisy on a shared machine. The Shakespeare GPT is nanoGPT's CPU model (4 layers, 4 heads,
+128 wide, block 64); a briefly trained one (the speed does not depend on the training) is
+
+    python -m numtrans.cli pretrain --preset shakespeare --max_steps=200 --out_dir=DIR
 """
 
 from __future__ import annotations
@@ -55,14 +59,16 @@ def load(url, path, model, clients, seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--name", action="append", help="one per --model (default: directory name)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    app = create_app(args.model)
+    app = create_app(args.model, names=args.name)
     errors = 0
     with Server(app) as server:
         for probe in app.state.explorer.probes.values():
             paths = ["/api/attention"] + (["/api/next"] if probe.can_generate else [])
+            paths += ["/api/translate"] if "translate" in probe.views else []
             for path in paths:
                 errors += load(server.url, path, probe.name, args.clients, args.seconds)
     sys.exit(1 if errors else 0)

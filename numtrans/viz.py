@@ -6,18 +6,17 @@ given ``path``, also writes it there as a PNG. Matplotlib is imported inside the
 so ``import numtrans`` works without it (``pip install numtrans[plot]``). Figures are built
 on the non-interactive Agg canvas without ``pyplot``: nothing pops up, nothing is kept in
 a global figure list, and the returned Figure still shows inline in Jupyter.
+
+The interactive views (``attention_view``, ``model_view``, ``next_token_view``,
+``translation_view``) are in ``viz_notebook.py`` and importable from here.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
-import uuid
 
 import numpy as np
-
-from .io import atomic_write_text
 
 
 def _new_figure(width: float, height: float):
@@ -279,35 +278,25 @@ def plot_masks(masks: dict, path=None, tokens=None):
 
 
 # ----------------------------------------------------------------------------- inline explorer
-class HTMLView:
-    """Self-contained interactive HTML (the explorer's JS, data embedded); Jupyter shows
-    ``_repr_html_`` inline, ``save(path)`` writes a page that works offline."""
+# The interactive HTML views (Jupyter's _repr_html_) live in viz_notebook.py; named here too.
+from .viz_notebook import (  # noqa: E402
+    HTMLView,
+    attention_view,
+    model_view,
+    next_token_view,
+    translation_view,
+)
 
-    def __init__(self, html: str):
-        self.html = html
-
-    def _repr_html_(self) -> str:
-        return self.html
-
-    def save(self, path) -> None:
-        atomic_write_text(path, self.html)
-
-
-def attention_view(model, tokenizer, text: str) -> HTMLView:
-    """Head view + model view of ``model``'s attention on ``text`` (a GPT or a BERT), the same
-    drawing code as ``numtrans serve``; every line carries ``data-weight`` (L, H, T, T)."""
-    from .serve.app import script_js, style_css
-    from .serve.probe import Probe
-
-    probe = Probe.__new__(Probe)  # a Probe around objects already in memory
-    probe.model, probe.tokenizer, probe.name = model, tokenizer, "model"
-    probe.family = "bert" if hasattr(model.config, "num_hidden_layers") else "gpt"
-    ids, _ = probe.encode(text)
-    data = {"tokens": probe.tokens(ids), "weights": probe.attention(ids).round(6).tolist()}
-    div = f"nt-{uuid.uuid4().hex[:8]}"
-    html = (
-        f"<style>{style_css()}</style><div class='nt-explorer' id='{div}'></div>"
-        f"<script>{script_js()}\nwindow.numtransExplorer.attentionPanel("
-        f"document.getElementById('{div}'), {json.dumps(data)});</script>"
-    )
-    return HTMLView(html)
+__all__ = [
+    "HTMLView",
+    "attention_view",
+    "model_view",
+    "next_token_view",
+    "plot_attention",
+    "plot_confusion_matrix",
+    "plot_history",
+    "plot_masks",
+    "plot_positional_encoding",
+    "show",
+    "translation_view",
+]

@@ -99,7 +99,32 @@ def test_generate_greedy_equals_generate(client, probe):
     j = post(client, "/api/generate", text=TEXT, steps=3, temperature=0).json()
     assert [s["id"] for s in j["steps"]] == ref
     assert [s["kv_cache_length"] for s in j["steps"]] == [len(ids), len(ids) + 1, len(ids) + 2]
+    assert [(s["prefill"], s["fed_tokens"]) for s in j["steps"]] == [
+        (True, len(ids)), (False, 1), (False, 1)
+    ]  # fmt: skip
+    c = probe.config  # keys + values, float32: 2 * layers * heads * positions * head size * 4
+    per_position = 2 * c.n_layer * c.n_embd * 4
+    assert [s["kv_cache_bytes"] for s in j["steps"]] == [
+        per_position * s["kv_cache_length"] for s in j["steps"]
+    ]
     assert j["text"] == probe.tokenizer.decode(ids + ref)
+
+
+def test_sampled_steps_equal_generate_with_the_same_seed(client, probe):
+    ids = probe.tokenizer.encode(TEXT)
+    for opts in ({}, {"temperature": 0.7, "top_k": 5}, {"top_p": 0.8}):
+        ref = generate(probe.model, np.array([ids]), 5, rng=7, **opts)[0, len(ids) :].tolist()
+        j = post(client, "/api/generate", text=TEXT, steps=5, seed=7, **opts).json()
+        assert [s["id"] for s in j["steps"]] == ref
+
+
+def test_a_full_window_refills_the_cache_every_step(client, probe):
+    long = "to be or not to be, that is"  # 27 characters > block_size 24
+    ids = probe.tokenizer.encode(long)
+    ref = generate(probe.model, np.array([ids]), 3, temperature=0)[0, len(ids) :].tolist()
+    j = post(client, "/api/generate", text=long, steps=3, temperature=0).json()
+    assert [s["id"] for s in j["steps"]] == ref
+    assert all(s["prefill"] and s["kv_cache_length"] == 24 for s in j["steps"])
 
 
 def test_long_text_is_truncated_with_a_flag(client, probe):
@@ -121,7 +146,9 @@ def test_long_text_is_truncated_with_a_flag(client, probe):
         ("/api/next", {"model": "gpt", "text": "to", "temperature": -1}, 400, "'temperature'"),
         ("/api/next", {"model": "gpt", "text": "to", "top_p": 2}, 400, "'top_p'"),
         ("/api/generate", {"model": "gpt", "text": "to", "steps": 1000}, 400, "'steps'"),
-        ("/api/classify", {"model": "gpt", "text": "to"}, 400, "no classifier head"),
+        ("/api/classify", {"model": "gpt", "text": "to"}, 400, "no 'classify' view"),
+        ("/api/fill-mask", {"model": "gpt", "text": "to"}, 400, "no 'fill-mask' view"),
+        ("/api/translate", {"model": "gpt", "text": "to"}, 400, "no 'translate' view"),
         ("/api/tokenize", ["a list"], 400, "JSON object"),
         ("/api/tokenize", {"model": "gpt", "text": "x" * 5000}, 413, "byte limit"),
     ],

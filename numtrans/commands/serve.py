@@ -1,4 +1,8 @@
-"""``numtrans serve --model DIR [--model DIR2 ...] [--host 127.0.0.1] [--port 8000]``.
+"""``numtrans serve --model DIR [--name NAME] [--model DIR2 [--name NAME2] ...] [--host 127.0.0.1]
+[--port 8000]``.
+
+Each model is named by its ``--name`` (given for every model or for none), else by its
+directory's base name (``-2``, ``-3``... where two share one); requests pick a model by name.
 
 Starts the explorer (``numtrans/serve``) on uvicorn. It binds the loopback address unless told
 otherwise; any other host exposes the models to the network, so that prints a warning.
@@ -31,6 +35,12 @@ def register(subparsers) -> None:
     s.add_argument(
         "--model", action="append", required=True, help="a model directory (repeat for more)"
     )
+    s.add_argument(
+        "--name",
+        action="append",
+        help="the model's name in the explorer and the API (repeat, one per --model; "
+        "default: the directory's name)",
+    )
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.set_defaults(func=_serve)
@@ -49,7 +59,7 @@ def _serve(args, extra) -> int:
         raise ValueError(
             f"serve needs the serve extra (pip install numtrans[serve]): {exc}"
         ) from None
-    app = create_app(args.model)
+    app = create_app(args.model, names=args.name)
     if not is_loopback(args.host):
         print(
             f"numtrans serve: warning: binding {args.host}, not loopback: anyone who can reach "

@@ -6,10 +6,17 @@
     POST /api/attention    {"model", "text", "layer"?, "head"?}      -> weights (L, H, T, T) or one
     POST /api/next         {"model", "text", "temperature", "top_k", "top_p", "k"} -> top-k probs
     POST /api/generate     {"model", "text", "steps", "temperature", "top_k", "top_p", "seed"}
-    POST /api/classify     {"model", "text"}                         -> class probabilities
+    POST /api/classify     {"model", "text"}                -> labels + probabilities, or a value
+    POST /api/fill-mask    {"model", "text" with [MASK], "k"}        -> top-k tokens per [MASK]
+    POST /api/translate    {"model", "text", "beam_size", "n_best", "alpha", "max_new_tokens"}
+                           -> beam hypotheses, best first, with their scores
+    POST /api/attention    for a translator also takes "stack" ("cross" (default), "encoder",
+                           "decoder"), "target_ids" (force a translation) and the beam options
 
-Text longer than the model's context is TRUNCATED (GPT keeps the last tokens, BERT the first)
-and the response says ``"truncated": true``. Bad input is a 4xx JSON ``{"error": "..."}``
+Text longer than the model's context is TRUNCATED (GPT keeps the last tokens, BERT the first
+and its [SEP], a translator the first ``max_length - 1`` and its <eos>) and the response says
+``"truncated": true``. /api/generate decodes with a KV cache and reports, for every step, the
+positions the cache held and whether the step filled it (prefill) or reused it. Bad input is a 4xx JSON ``{"error": "..."}``
 naming the problem; bodies over ``max_body`` bytes are refused with 413. The forward passes run
 in a worker thread (``run_in_threadpool``) so the event loop keeps serving; one lock per model
 serialises them, since a model's modules are shared state.
@@ -17,7 +24,6 @@ serialises them, since a model's modules are shared state.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
@@ -28,8 +34,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from ..generation.sampling import sample_next
-from .probe import Probe, next_token_distribution
+from .probe import Probe, load_probe, next_token_distribution, unique_names
+from .requests import BadRequest, choice, number, read_body, token_ids
+from .seq2seq import STACKS
 
 MAX_BODY = 64 * 1024  # bytes
 HERE = os.path.dirname(__file__)
@@ -39,37 +46,23 @@ def page_html() -> str:
     """The explorer page with its script inlined: one self-contained document."""
     with open(os.path.join(HERE, "explorer.html"), encoding="utf-8") as f:
         page = f.read()
-    return page.replace("/*NT_STYLE*/", style_css()).replace("/*NT_JS*/", script_js())
+    return page.replace("/*NT_STYLE*/", style_css()).replace("/*NT_JS*/", script_js(app=True))
 
 
-def script_js() -> str:
-    with open(os.path.join(HERE, "explorer.js"), encoding="utf-8") as f:
-        return f.read()
+def script_js(app: bool = False) -> str:
+    """The drawing code (``explorer.js``, shared with the notebook views), plus the page's
+    controls (``explorer_app.js``) when ``app``."""
+    names = ["explorer.js"] + (["explorer_app.js"] if app else [])
+    parts = []
+    for name in names:
+        with open(os.path.join(HERE, name), encoding="utf-8") as f:
+            parts.append(f.read())
+    return "\n".join(parts)
 
 
 def style_css() -> str:
     with open(os.path.join(HERE, "explorer.css"), encoding="utf-8") as f:
         return f.read()
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message, self.status = message, status
-
-
-def _number(body: dict, key: str, default, kind, lo=None, hi=None):
-    value = body.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise BadRequest(f"{key!r} must be a number, got {value!r}")
-    if kind is int and value != int(value):
-        raise BadRequest(f"{key!r} must be an integer, got {value!r}")
-    value = kind(value)
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise BadRequest(f"{key!r} must lie in [{lo}, {hi}], got {value}")
-    return value
 
 
 class Explorer:
@@ -86,21 +79,7 @@ class Explorer:
 
     # ------------------------------------------------------------------ plumbing
     async def _body(self, request: Request) -> dict:
-        size = request.headers.get("content-length")
-        if size is not None and size.isdigit() and int(size) > self.max_body:
-            raise BadRequest(f"body of {size} bytes is over the {self.max_body}-byte limit", 413)
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > self.max_body:
-                raise BadRequest(f"body is over the {self.max_body}-byte limit", 413)
-        try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise BadRequest("body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise BadRequest("body must be a JSON object")
-        return body
+        return await read_body(request, self.max_body)
 
     def _probe(self, body: dict) -> Probe:
         name = body.get("model")
@@ -109,6 +88,13 @@ class Explorer:
         if name not in self.probes:
             raise BadRequest(f"unknown model {name!r}; loaded: {sorted(self.probes)}", 404)
         return self.probes[name]
+
+    def _require(self, probe, view: str) -> None:
+        """A view the model has no head for is the client's mistake: 400, naming the views."""
+        if view not in probe.views:
+            raise BadRequest(
+                f"model {probe.name!r} ({probe.kind}) has no {view!r} view; it has {probe.views}"
+            )
 
     def _encode(self, probe: Probe, body: dict):
         text = body.get("text")
@@ -147,36 +133,88 @@ class Explorer:
 
     async def attention(self, body):
         probe = self._probe(body)
-        layer = _number(body, "layer", None, int, 0, probe.n_layer - 1)
-        head = _number(body, "head", None, int, 0, probe.n_head - 1)
+        if probe.family == "seq2seq":
+            return await self._cross_attention(probe, body)
+        layer = number(body, "layer", None, int, 0, probe.n_layer - 1)
+        head = number(body, "head", None, int, 0, probe.n_head - 1)
         ids, truncated = self._encode(probe, body)
         w = await self._run(probe, probe.attention, ids)  # (L, H, T, T)
-        if layer is not None:
-            w = w[layer]
-            if head is not None:
-                w = w[head]
-        elif head is not None:
-            w = w[:, head]
         return {
             "model": probe.name,
             "tokens": probe.tokens(ids),
             "truncated": truncated,
             "layer": layer,
             "head": head,
-            "weights": np.round(w.astype(np.float64), 6).tolist(),
+            "weights": _pick(w, layer, head),
+        }
+
+    def _beam(self, body, probe):
+        s = probe.translator.settings
+        beam = number(body, "beam_size", s["beam_size"], int, 1, 16)
+        return dict(
+            beam_size=beam,
+            n_best=number(body, "n_best", beam, int, 1, beam),
+            alpha=number(body, "alpha", s["length_penalty"], float, 0.0, 5.0),
+            max_new_tokens=number(body, "max_new_tokens", None, int, 1, 256),
+        )
+
+    async def translate(self, body):
+        probe = self._probe(body)
+        self._require(probe, "translate")
+        opts = self._beam(body, probe)
+        ids, truncated = self._encode(probe, body)
+        hyps = await self._run(probe, lambda: probe.search(body["text"], **opts))
+        return {
+            "model": probe.name,
+            "truncated": truncated,
+            **opts,
+            "source_tokens": probe.tokens(ids),
+            "hypotheses": probe.hypotheses(hyps),
+        }
+
+    async def _cross_attention(self, probe, body):
+        """A translator's attention: one stack, for the best beam or the given ``target_ids``."""
+        stack = choice(body, "stack", "cross", STACKS)
+        layer = number(body, "layer", None, int, 0, probe.n_layers(stack) - 1)
+        head = number(body, "head", None, int, 0, probe.n_head - 1)
+        limit = probe.config.max_len - 1
+        target = token_ids(body, "target_ids", probe.config.tgt_vocab_size, limit)
+        opts = self._beam(body, probe)
+        ids, truncated = self._encode(probe, body)
+
+        def run():
+            nonlocal target
+            if target is None:  # the best beam, as /api/translate finds it
+                target = probe.search(body["text"], **{**opts, "n_best": 1})[0].tokens
+            return probe.stack_view(ids, target, stack)
+
+        view = await self._run(probe, run)
+        return {
+            "model": probe.name,
+            "truncated": truncated,
+            "stack": stack,
+            "tokens": probe.tokens(ids),
+            "target_ids": list(target),
+            "translation": probe.translator.decode(target),
+            "query_tokens": view["query_tokens"],
+            "key_tokens": view["key_tokens"],
+            "layer": layer,
+            "head": head,
+            "weights": _pick(view["weights"], layer, head),
         }
 
     def _sampling(self, body, probe):
         return dict(
-            temperature=_number(body, "temperature", 1.0, float, 0.0, 100.0),
-            top_k=_number(body, "top_k", None, int, 1, probe.config.vocab_size),
-            top_p=_number(body, "top_p", None, float, 1e-6, 1.0),
+            temperature=number(body, "temperature", 1.0, float, 0.0, 100.0),
+            top_k=number(body, "top_k", None, int, 1, probe.config.vocab_size),
+            top_p=number(body, "top_p", None, float, 1e-6, 1.0),
         )
 
     async def next(self, body):
         probe = self._probe(body)
+        self._require(probe, "next")
         opts = self._sampling(body, probe)
-        k = _number(body, "k", 10, int, 1, 100)
+        k = number(body, "k", 10, int, 1, 100)
         ids, truncated = self._encode(probe, body)
         logits = await self._run(probe, probe.next_logits, ids)
         p = next_token_distribution(logits, **opts)
@@ -198,31 +236,16 @@ class Explorer:
         }
 
     async def generate(self, body):
+        """``steps`` tokens with a real KV cache (``probe.generate_steps``): each step reports
+        how many positions the cache held when it ran. Requests share no state, so every request
+        fills its own cache from the text (the prefill) before the first step."""
         probe = self._probe(body)
+        self._require(probe, "generate")
         opts = self._sampling(body, probe)
-        steps = _number(body, "steps", 1, int, 1, 64)
-        seed = _number(body, "seed", 0, int, 0, 2**32 - 1)
+        steps = number(body, "steps", 1, int, 1, 64)
+        seed = number(body, "seed", 0, int, 0, 2**32 - 1)
         ids, truncated = self._encode(probe, body)
-
-        def run():
-            rng, out, context = np.random.default_rng(seed), [], list(ids)
-            for _ in range(steps):
-                logits = probe.next_logits(context)
-                p = next_token_distribution(logits, **opts)
-                t = opts["temperature"]
-                nxt = int(sample_next(logits[None], t, opts["top_k"], opts["top_p"], rng)[0])
-                context.append(nxt)
-                out.append(
-                    {
-                        "id": nxt,
-                        "piece": probe.tokenizer.id_to_token(nxt),
-                        "prob": float(p[nxt]),
-                        "kv_cache_length": min(len(context) - 1, probe.max_tokens),
-                    }
-                )
-            return out, context
-
-        out, context = await self._run(probe, run)
+        out, context = await self._run(probe, probe.generate_steps, ids, steps, opts, seed)
         return {
             "model": probe.name,
             "truncated": truncated,
@@ -233,9 +256,19 @@ class Explorer:
 
     async def classify(self, body):
         probe = self._probe(body)
+        self._require(probe, "classify")
         ids, truncated = self._encode(probe, body)
-        p = await self._run(probe, probe.classify, ids)
-        return {"model": probe.name, "truncated": truncated, "probs": p.tolist()}
+        answer = await self._run(probe, probe.classify, ids)
+        return {"model": probe.name, "truncated": truncated, **answer}
+
+    async def fill_mask(self, body):
+        probe = self._probe(body)
+        self._require(probe, "fill-mask")
+        k = number(body, "k", 5, int, 1, 100)
+        ids, truncated = self._encode(probe, body)
+        masks = await self._run(probe, probe.fill_mask, ids, k)
+        return {"model": probe.name, "truncated": truncated, "tokens": probe.tokens(ids),
+                "masks": masks}  # fmt: skip
 
     async def models(self, request):
         return JSONResponse({"models": [p.describe() for p in self.probes.values()]})
@@ -244,9 +277,23 @@ class Explorer:
         return HTMLResponse(page_html())
 
 
-def create_app(model_dirs: list[str], max_body: int = MAX_BODY) -> Starlette:
+def _pick(w: np.ndarray, layer, head) -> list:
+    """(L, H, Tq, Tk) weights, or one layer / one head / one map of them, as JSON lists."""
+    if layer is not None:
+        w = w[layer]
+        if head is not None:
+            w = w[head]
+    elif head is not None:
+        w = w[:, head]
+    return np.round(w.astype(np.float64), 6).tolist()
+
+
+def create_app(
+    model_dirs: list[str], max_body: int = MAX_BODY, names: list[str] | None = None
+) -> Starlette:
     """A Starlette app serving the explorer for the given model directories."""
-    explorer = Explorer([Probe(d) for d in model_dirs], max_body=max_body)
+    names = unique_names(model_dirs, names)
+    explorer = Explorer([load_probe(d, n) for d, n in zip(model_dirs, names)], max_body=max_body)
 
     async def not_found(request, exc):
         return JSONResponse({"error": f"no such page: {request.url.path}"}, status_code=404)
@@ -255,10 +302,10 @@ def create_app(model_dirs: list[str], max_body: int = MAX_BODY) -> Starlette:
         return JSONResponse({"error": f"{request.method} is not allowed here"}, status_code=405)
 
     routes = [Route("/", explorer.page), Route("/api/models", explorer.models)]
-    for name in ("tokenize", "attention", "next", "generate", "classify"):
-        routes.append(
-            Route(f"/api/{name}", explorer._handler(getattr(explorer, name)), methods=["POST"])
-        )
+    views = ("tokenize", "attention", "next", "generate", "classify", "fill_mask", "translate")
+    for name in views:
+        handler = explorer._handler(getattr(explorer, name))
+        routes.append(Route(f"/api/{name.replace('_', '-')}", handler, methods=["POST"]))
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: bad_method})
     app.state.explorer = explorer
     return app

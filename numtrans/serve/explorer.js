@@ -1,8 +1,9 @@
-/* numtrans explorer: tokens, attention (head view, model view), next token, generation.
- * Plain JS + SVG, no libraries, no network except this page's own /api (server mode).
- * The same file renders inline in Jupyter (numtrans.viz.attention_view): there the data is
- * embedded in the page and no request is made. Every drawn element carries data-* attributes
- * (data-weight, data-prob, data-id) holding the exact numbers, for tests and for the curious. */
+/* numtrans explorer, the drawing half: tokens, attention (head view, model view), next-token
+ * bars, beam hypotheses, masked-token predictions. Plain JS + SVG, no libraries, no network.
+ * The server's page (explorer_app.js adds its controls) and the notebook views
+ * (numtrans.viz_notebook) both draw with these functions; in a notebook the data is embedded in
+ * the page. Every drawn element carries data-* attributes (data-weight, data-prob, data-id)
+ * holding the exact numbers, for tests and for the curious. */
 (function () {
   "use strict";
   var SVG = "http://www.w3.org/2000/svg";
@@ -34,15 +35,17 @@
     });
   }
 
-  /* head view: queries on the left, keys on the right, one line per (query, key) pair whose
+  /* head view: queries on the left, keys on the right (the same tokens for self-attention,
+   * decoder and source tokens for cross-attention), one line per (query, key) pair whose
    * opacity is the attention weight. Hovering a query keeps only its lines. */
-  function renderHeadView(root, tokens, w) {
+  function renderHeadView(root, queries, keys, w) {
     clear(root);
-    var T = tokens.length, rowH = 20, width = 360, xL = 110, xR = 250;
-    var s = svg("svg", {width: width, height: rowH * T + 10, "class": "nt-headview"}, root);
+    var rowH = 20, width = 360, xL = 110, xR = 250;
+    var s = svg("svg", {width: width, height: rowH * Math.max(queries.length, keys.length) + 10,
+      "class": "nt-headview"}, root);
     var lines = svg("g", {}, s);
-    for (var q = 0; q < T; q++) {
-      for (var k = 0; k < T; k++) {
+    for (var q = 0; q < queries.length; q++) {
+      for (var k = 0; k < keys.length; k++) {
         var wt = w[q][k];
         svg("line", {x1: xL + 4, y1: rowH * q + 15, x2: xR - 4, y2: rowH * k + 15,
           stroke: "#1f5fbf", "stroke-width": 2, "stroke-opacity": wt,
@@ -55,32 +58,37 @@
         l.setAttribute("stroke-opacity", on ? l.getAttribute("data-weight") : 0);
       });
     }
-    tokens.forEach(function (t, i) {
+    queries.forEach(function (t, i) {
       var a = svg("text", {x: xL, y: rowH * i + 19, "text-anchor": "end", "class": "nt-query",
         "data-index": i, text: show(t.piece)}, s);
       a.addEventListener("mouseenter", function () { focus(i); });
       a.addEventListener("mouseleave", function () { focus(null); });
+    });
+    keys.forEach(function (t, i) {
       svg("text", {x: xR, y: rowH * i + 19, "class": "nt-key", "data-index": i,
         text: show(t.piece)}, s);
     });
   }
 
-  /* a heatmap of one (T, T) matrix: rows = queries, columns = keys. */
+  /* a heatmap of one (Tq, Tk) matrix: rows = queries, columns = keys. The darkest cell is the
+   * map's largest weight (a head spread over 30 tokens has no weight near 1). */
   function heatmap(parent, w, cell, attrs) {
-    var T = w.length, s = svg("svg", Object.assign({width: cell * T, height: cell * T}, attrs), parent);
-    for (var q = 0; q < T; q++) {
-      for (var k = 0; k < T; k++) {
-        svg("rect", {x: k * cell, y: q * cell, width: cell, height: cell, fill: shade(w[q][k]),
+    var Tq = w.length, Tk = w[0].length, top = 1e-12;
+    w.forEach(function (row) { row.forEach(function (v) { top = Math.max(top, v); }); });
+    var s = svg("svg", Object.assign({width: cell * Tk, height: cell * Tq}, attrs), parent);
+    for (var q = 0; q < Tq; q++) {
+      for (var k = 0; k < Tk; k++) {
+        svg("rect", {x: k * cell, y: q * cell, width: cell, height: cell, fill: shade(w[q][k] / top),
           "data-from": q, "data-to": k, "data-weight": w[q][k]}, s);
       }
     }
     return s;
   }
 
-  /* model view: a grid of layers x heads; a click enlarges one and selects it. */
-  function renderModelView(root, tokens, all, onPick) {
+  /* model view: a grid of layers x heads; a click calls onPick(layer, head). */
+  function renderModelView(root, all, onPick) {
     clear(root);
-    var cell = Math.max(2, Math.floor(60 / tokens.length));
+    var w0 = all[0][0], cell = Math.max(2, Math.floor(60 / Math.max(w0.length, w0[0].length)));
     var grid = el("table", {"class": "nt-grid"}, root);
     all.forEach(function (layer, l) {
       var tr = el("tr", {}, grid);
@@ -91,8 +99,39 @@
         m.addEventListener("click", function () { onPick(l, h); });
       });
     });
-    var big = el("div", {"class": "nt-big"}, root);
-    return big;
+    return el("div", {"class": "nt-big"}, root);
+  }
+
+  /* attention panel, page and notebook: layer/head pickers, head view, model view. ``data``:
+   * {tokens | query_tokens + key_tokens, weights (L, H, Tq, Tk)}; ``headView: false`` draws
+   * the model view alone (numtrans.viz_notebook.model_view). */
+  function attentionPanel(root, data) {
+    var queries = data.query_tokens || data.tokens, keys = data.key_tokens || data.tokens;
+    var all = data.weights, L = all.length, H = all[0].length;
+    clear(root);
+    var bar = el("div", {"class": "nt-pick"}, root);
+    el("label", {text: "layer "}, bar);
+    var ls = el("select", {"class": "nt-layer"}, bar);
+    el("label", {text: " head "}, bar);
+    var hs = el("select", {"class": "nt-head"}, bar);
+    for (var l = 0; l < L; l++) el("option", {value: l, text: String(l)}, ls);
+    for (var h = 0; h < H; h++) el("option", {value: h, text: String(h)}, hs);
+    var head = data.headView === false ? null : el("div", {"class": "nt-headview-box"}, root);
+    el("h3", {text: "Model view: every layer x head (click one to enlarge it)"}, root);
+    var model = el("div", {"class": "nt-modelview"}, root);
+    var big;
+    function draw() {
+      var w = all[Number(ls.value)][Number(hs.value)];
+      if (head) renderHeadView(head, queries, keys, w);
+      clear(big);
+      el("div", {text: "layer " + ls.value + ", head " + hs.value + " (rows: queries, " +
+        "columns: keys; darkest = the map's largest weight)"}, big);
+      heatmap(big, w, 16, {"class": "nt-enlarged"});
+    }
+    big = renderModelView(model, all, function (l, h) { ls.value = l; hs.value = h; draw(); });
+    ls.addEventListener("change", draw);
+    hs.addEventListener("change", draw);
+    draw();
   }
 
   function renderNext(root, top) {
@@ -107,114 +146,115 @@
     });
   }
 
-  /* attention panel shared by the page and the notebook: layer/head pickers, views. */
-  function attentionPanel(root, data) {
-    var tokens = data.tokens, all = data.weights, L = all.length, H = all[0].length;
-    clear(root);
-    var bar = el("div", {"class": "nt-pick"}, root);
-    el("label", {text: "layer "}, bar);
-    var ls = el("select", {"class": "nt-layer"}, bar);
-    el("label", {text: " head "}, bar);
-    var hs = el("select", {"class": "nt-head"}, bar);
-    for (var l = 0; l < L; l++) el("option", {value: l, text: String(l)}, ls);
-    for (var h = 0; h < H; h++) el("option", {value: h, text: String(h)}, hs);
-    var head = el("div", {"class": "nt-headview-box"}, root);
-    el("h3", {text: "Model view (click a head)"}, root);
-    var model = el("div", {"class": "nt-modelview"}, root);
-    var big;
-    function draw() {
-      var w = all[Number(ls.value)][Number(hs.value)];
-      renderHeadView(head, tokens, w);
-      clear(big);
-      el("div", {text: "layer " + ls.value + ", head " + hs.value}, big);
-      heatmap(big, w, 16, {"class": "nt-enlarged"});
+  /* The distribution sample_next draws from (numtrans.serve.trace.next_token_distribution):
+   * softmax(top_p(top_k(logits / T))); T = 0 puts all the mass on the (first) argmax. */
+  function distribution(logits, temperature, topK, topP) {
+    var V = logits.length, i, z = new Array(V), p = new Array(V);
+    if (temperature === 0) {
+      var best = 0;
+      for (i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+      for (i = 0; i < V; i++) p[i] = i === best ? 1 : 0;
+      return p;
     }
-    big = renderModelView(model, tokens, all, function (l, h) {
-      ls.value = l; hs.value = h; draw();
-    });
-    ls.addEventListener("change", draw);
-    hs.addEventListener("change", draw);
+    for (i = 0; i < V; i++) z[i] = logits[i] / temperature;
+    if (topK && topK < V) { // keep logits >= the k-th largest (ties kept, as np.partition)
+      var kth = z.slice().sort(function (a, b) { return b - a; })[topK - 1];
+      for (i = 0; i < V; i++) if (z[i] < kth) z[i] = -Infinity;
+    }
+    function softmax(x) {
+      var m = Math.max.apply(null, x), s = 0, out = x.map(function (v) { return Math.exp(v - m); });
+      out.forEach(function (v) { s += v; });
+      return out.map(function (v) { return v / s; });
+    }
+    if (topP && topP < 1) { // drop a token once the strictly better ones hold >= top_p
+      var q = softmax(z), order = z.map(function (_, j) { return j; });
+      order.sort(function (a, b) { return z[b] - z[a] || a - b; });
+      var before = 0;
+      order.forEach(function (j) { var drop = before >= topP; before += q[j]; if (drop) z[j] = -Infinity; });
+    }
+    return softmax(z);
+  }
+
+  /* next-token panel with its own sliders, for a notebook: data = {logits (V), pieces {id:
+   * piece} of the likeliest tokens, k}; the bars are recomputed in the browser. */
+  function nextPanel(root, data) {
+    clear(root);
+    if (data.tokens) renderTokens(el("div", {"class": "nt-context"}, root), data.tokens);
+    var ctl = el("div", {"class": "nt-pick"}, root), inputs = {};
+    [["temperature", 0, 2, 0.05, 1], ["top-k", 0, 50, 1, 0], ["top-p", 0.05, 1, 0.05, 1]]
+      .forEach(function (s) {
+        var lab = el("label", {text: " " + s[0] + " "}, ctl);
+        inputs[s[0]] = el("input", {type: "range", min: s[1], max: s[2], step: s[3], value: s[4],
+          "class": "nt-" + s[0]}, lab);
+        inputs[s[0]].addEventListener("input", draw);
+        inputs[s[0] + "v"] = el("span", {}, lab);
+      });
+    var bars = el("div", {"class": "nt-next"}, root);
+    function draw() {
+      var t = Number(inputs.temperature.value), k = Number(inputs["top-k"].value);
+      var tp = Number(inputs["top-p"].value);
+      inputs.temperaturev.textContent = t;
+      inputs["top-kv"].textContent = k > 0 ? k : "off";
+      inputs["top-pv"].textContent = tp < 1 ? tp : "off";
+      var p = distribution(data.logits, t, k, tp), raw = distribution(data.logits, 1, 0, 1);
+      var ids = Object.keys(data.pieces).map(Number);
+      ids.sort(function (a, b) { return p[b] - p[a] || raw[b] - raw[a] || a - b; });
+      renderNext(bars, ids.slice(0, data.k).map(function (i) {
+        return {id: i, piece: data.pieces[i], prob: p[i], raw_prob: raw[i]};
+      }));
+    }
     draw();
   }
 
-  /* ---------------------------------------------------------------- server mode */
-  function api(path, body) {
-    return fetch(path, {method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify(body)}).then(function (r) {
-      return r.json().then(function (j) {
-        if (!r.ok) throw new Error(j.error || ("HTTP " + r.status));
-        return j;
-      });
+  /* beam hypotheses of a translation, best first. */
+  function renderHypotheses(root, hyps) {
+    clear(root);
+    var ol = el("ol", {"class": "nt-hyps"}, root);
+    hyps.forEach(function (h, r) {
+      var li = el("li", {"class": "nt-hyp", "data-rank": r, "data-score": h.score,
+        "data-log-prob": h.log_prob, "data-text": h.text,
+        "data-ids": h.tokens.map(function (t) { return t.id; }).join(" ")}, ol);
+      el("span", {"class": "nt-hyp-text", text: h.text || "(empty)"}, li);
+      el("span", {"class": "nt-hyp-score", text: "  score " + h.score.toFixed(4) +
+        ", log P " + h.log_prob.toFixed(3) + (h.finished ? "" : ", unfinished")}, li);
     });
   }
 
-  function startApp(root) {
-    var $ = function (sel) { return root.querySelector(sel); };
-    var status = $("#status");
-    function say(msg, bad) { status.textContent = msg; status.className = bad ? "nt-error" : ""; }
-    function sampling() {
-      var k = Number($("#topk").value), p = Number($("#topp").value);
-      return {model: $("#model").value, text: $("#text").value,
-        temperature: Number($("#temperature").value),
-        top_k: k > 0 ? k : null, top_p: p < 1 ? p : null, k: 10};
-    }
-    function sliders() {
-      $("#temperature-v").textContent = $("#temperature").value;
-      $("#topk-v").textContent = Number($("#topk").value) > 0 ? $("#topk").value : "off";
-      $("#topp-v").textContent = Number($("#topp").value) < 1 ? $("#topp").value : "off";
-    }
-    function refreshNext() {
-      if (!$("#text").value || $("#next-box").hidden) return Promise.resolve();
-      return api("/api/next", sampling()).then(function (j) { renderNext($("#next"), j.top); });
-    }
-    function run() {
-      var body = {model: $("#model").value, text: $("#text").value};
-      say("running...");
-      return api("/api/attention", body).then(function (j) {
-        renderTokens($("#tokens"), j.tokens);
-        attentionPanel($("#attention"), j);
-        $("#truncated").hidden = !j.truncated;
-        return refreshNext();
-      }).then(function () {
-        say("done");
-        root.setAttribute("data-ready", "1");
-      }).catch(function (e) { say(e.message, true); });
-    }
-    function step() {
-      var body = sampling();
-      body.steps = 1;
-      body.seed = Math.floor(Math.random() * 1e9);
-      root.removeAttribute("data-ready");
-      return api("/api/generate", body).then(function (j) {
-        var s = j.steps[0];
-        el("span", {"class": "nt-gen-token", "data-id": s.id, "data-prob": s.prob,
-          text: show(s.piece)}, $("#generated"));
-        $("#kv").textContent = "KV cache: " + (s.kv_cache_length + 1) + " positions";
-        $("#text").value = j.text;
-        return run();
-      }).catch(function (e) { say(e.message, true); });
-    }
-    fetch("/api/models").then(function (r) { return r.json(); }).then(function (j) {
-      j.models.forEach(function (m) {
-        el("option", {value: m.name, text: m.name + " (" + m.kind + ")"}, $("#model"));
-      });
-      function views() {
-        var m = j.models.filter(function (x) { return x.name === $("#model").value; })[0];
-        $("#next-box").hidden = m.views.indexOf("next") < 0;
-      }
-      $("#model").addEventListener("change", views);
-      views();
-      root.setAttribute("data-loaded", "1");
+  /* masked-LM predictions: for each [MASK], its top tokens as bars. */
+  function renderFillMask(root, masks) {
+    clear(root);
+    masks.forEach(function (m) {
+      var box = el("div", {"class": "nt-mask", "data-index": m.index}, root);
+      el("div", {text: "[MASK] at position " + m.index}, box);
+      renderNext(el("div", {}, box), m.top);
     });
-    $("#run").addEventListener("click", run);
-    $("#step").addEventListener("click", step);
-    ["#temperature", "#topk", "#topp"].forEach(function (id) {
-      $(id).addEventListener("input", function () { sliders(); refreshNext(); });
-    });
-    sliders();
   }
 
-  window.numtransExplorer = {renderTokens: renderTokens, renderHeadView: renderHeadView,
-    renderModelView: renderModelView, renderNext: renderNext, attentionPanel: attentionPanel,
-    startApp: startApp};
+  /* a classifier's answer: one bar per class, or a regression head's value. */
+  function renderClasses(root, answer) {
+    clear(root);
+    if (answer.value !== undefined) {
+      el("div", {"class": "nt-value", "data-value": answer.value,
+        text: "predicted value: " + answer.value.toFixed(4)}, root);
+      return;
+    }
+    renderNext(root, answer.labels.map(function (name, i) {
+      return {id: i, piece: name, prob: answer.probs[i], raw_prob: answer.probs[i]};
+    }));
+  }
+
+  /* a translation in a notebook: source tokens, beam hypotheses, one attention stack. */
+  function translationPanel(root, data) {
+    clear(root);
+    renderTokens(el("div", {"class": "nt-source"}, root), data.tokens);
+    renderHypotheses(el("div", {"class": "nt-beams"}, root), data.hypotheses);
+    el("h3", {text: data.stack + " attention of the best hypothesis"}, root);
+    attentionPanel(el("div", {"class": "nt-attention"}, root), data);
+  }
+
+  window.numtransExplorer = {translationPanel: translationPanel, renderClasses: renderClasses,
+    el: el, clear: clear, show: show, renderTokens: renderTokens,
+    renderHeadView: renderHeadView, renderModelView: renderModelView, heatmap: heatmap,
+    attentionPanel: attentionPanel, renderNext: renderNext, distribution: distribution,
+    nextPanel: nextPanel, renderHypotheses: renderHypotheses, renderFillMask: renderFillMask};
 })();
