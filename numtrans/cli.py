@@ -30,7 +30,7 @@ def _pretrain(args, extra: list[str]) -> int:
 
     overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
-    run(cfg, resume=args.resume, overwrite=args.overwrite, force=args.force)
+    run(cfg, resume=args.resume, overwrite=args.overwrite, force=args.force, ddp=args.ddp)
     return 0
 
 
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir")
     p.add_argument("--force", action="store_true", help="with --resume: accept another corpus")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ddp", action="store_true", help="data parallel over the ranks of mpirun "
+                   "(mpirun -n 2 numtrans pretrain ... --ddp; pip install 'numtrans[mpi]')")  # fmt: skip
     p.set_defaults(func=_pretrain)
 
     g = sub.add_parser("generate", help="sample text from a saved model")

@@ -96,6 +96,22 @@ def self_world() -> World:
     return World(require_mpi().COMM_SELF)
 
 
+def check_on_main(world: World, check) -> None:
+    """Run ``check()`` (which raises on bad input) on rank 0 alone and share the verdict: if it
+    raised, rank 0 raises the same exception (the command prints its one line) and the other
+    ranks exit quietly with status 2, so a mistake is reported once, not once per rank."""
+    error = None
+    if world.is_main:
+        try:
+            check()
+        except Exception as exc:  # sent on as a verdict, re-raised below
+            error = exc
+    if world.comm.bcast(error is not None, root=0):
+        if error is not None:
+            raise error
+        raise SystemExit(2)
+
+
 @contextlib.contextmanager
 def abort_on_error(world: World):
     """Run a block; if it raises on this rank (and the world has more than one), print one line
