@@ -3,6 +3,8 @@
     mpirun -n P python tests/test_distributed_worker.py train OUT DTYPE STEPS [plain]
         k data-parallel steps of a tiny GPT on a global batch of GLOBAL_BATCH rows; rank 0
         writes the parameters to OUT (safetensors) and the communication counts to OUT.json
+    mpirun -n P python tests/test_distributed_worker.py drift
+        rank 1 changes one weight after a step: the hash check before the checkpoint must stop
     mpirun -n P python tests/test_distributed_worker.py die HOW
         rank 1 fails at step 2 (HOW: ``exit`` = os._exit, ``raise`` = an exception) while the
         others carry on into the next Allreduce: the job must end, not hang
@@ -102,10 +104,28 @@ def die(how: str) -> None:
         trainer.train()
 
 
+def drift() -> None:
+    from numtrans import distributed as dist
+
+    world = dist.init_world()
+    model, optimizer, scheduler = build("float32")
+    get_batch = dist.shard_batcher(batcher(), world.rank, world.size)
+    trainer = dist.DistributedTrainer(model, optimizer, get_batch, train_config(5),
+                                      scheduler=scheduler, world=world)  # fmt: skip
+    with dist.abort_on_error(world):
+        trainer.synchronize()
+        trainer.train_step()
+        if world.rank == 1:
+            next(iter(model.parameters())).data.flat[0] += 1e-6
+        trainer.save_checkpoint()
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "train":
         train(rest[0], rest[1], int(rest[2]), plain=rest[3:] == ["plain"])
+    elif mode == "drift":
+        drift()
     elif mode == "die":
         die(rest[0])
     else:
