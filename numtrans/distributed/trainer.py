@@ -26,6 +26,7 @@ What changes around it:
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +48,8 @@ class DistributedTrainer(Trainer):
     """``Trainer(model, optimizer, get_batch, config, ..., world=World(comm), bucket_mb=25)``.
 
     ``get_batch`` must return this rank's shard (``numtrans.distributed.shard_batcher``).
-    ``comm_seconds`` / ``messages`` (on ``self.buckets``) measure the gradient communication.
+    ``comm_seconds`` / ``messages`` (on ``self.buckets``) measure the gradient communication;
+    ``header_seconds`` the small Allreduce before it, where ranks wait for the slowest one.
     """
 
     world: World | None = None
@@ -59,6 +61,7 @@ class DistributedTrainer(Trainer):
             raise ValueError("DistributedTrainer needs world=World(comm)")
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
+        self.header_seconds = 0.0  # time in the small per-step Allreduce (loss, presence)
 
     # ------------------------------------------------------------------ identical ranks
     def synchronize(self, where: str = "at the start") -> None:
@@ -86,7 +89,9 @@ class DistributedTrainer(Trainer):
             if math.isfinite(value):  # (a non-finite loss is handled below, on every rank alike)
                 (loss / cfg.grad_accum_steps).backward()
         # one small message: the mean loss and, per parameter, how many ranks have a gradient
+        start = time.perf_counter()  # (also the wait for the slowest rank to finish its backward)
         summed = allreduce_sum(np.concatenate([[total], self.buckets.presence()]), self.world.comm)
+        self.header_seconds += time.perf_counter() - start
         mean_loss = summed[0] / size / cfg.grad_accum_steps
         if not math.isfinite(mean_loss):
             if cfg.on_nonfinite == "skip":  # drop this update on every rank
