@@ -133,36 +133,33 @@ def corpus(tmp_path):
 
 @needs_mpi
 def test_pretrain_ddp_resumes_on_another_number_of_ranks(tmp_path, corpus):
-    """2 ranks for 6 steps == one process for 6 steps; then resumed on 1 rank to step 9 == the
-    one process resumed to step 9 (float32: to its rounding)."""
+    """2 ranks for 6 steps, resumed on 1 rank to step 9, then on 2 ranks to step 12: after each
+    part the same weights as one process run (and resumed) alike, to float32 rounding."""
     from safetensors.numpy import load_file
 
     ddp, ref = tmp_path / "ddp", tmp_path / "ref"
-
-    def alone(*argv):
-        return subprocess.run([sys.executable, *argv], capture_output=True, text=True,
-                              timeout=TIMEOUT, env=_env(), cwd=tmp_path)  # fmt: skip
-
-    def same_weights():
+    for ranks, steps in [(2, 6), (1, 9), (2, 12)]:
+        resume = ["--resume"] * (steps > 6)
+        job = mpirun(ranks, *_pretrain_args(corpus, ddp, steps), "--ddp", *resume, cwd=tmp_path)
+        assert job.returncode == 0, job.stderr[-2000:]
+        assert job.stdout.count("data: ") == 1 and "val loss" in job.stdout  # rank 0 alone logs
+        assert f"data parallel: {ranks} ranks x {4 // ranks} rows" in job.stdout
+        assert not resume or f"resumed from step {steps - 3}" in job.stdout
+        state = json.loads((ddp / "checkpoints" / f"step-{steps:06d}" / "state.json").read_text())
+        assert state["world_size"] == ranks
+        alone = subprocess.run([sys.executable, *_pretrain_args(corpus, ref, steps), *resume],
+                               capture_output=True, text=True, timeout=TIMEOUT, env=_env(),
+                               cwd=tmp_path)  # fmt: skip
+        assert alone.returncode == 0, alone.stderr[-2000:]
         got, want = (load_file(str(d / "model.safetensors")) for d in (ddp, ref))
         assert sorted(got) == sorted(want)
         for name in want:
             np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=2e-6, err_msg=name)
-
-    first = mpirun(2, *_pretrain_args(corpus, ddp, 6), "--ddp", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert first.stdout.count("data: ") == 1 and first.stdout.count("val loss") == 2  # rank 0 only
-    assert "data parallel: 2 ranks x 2 rows of the global batch of 4" in first.stdout
-    state = json.loads((ddp / "checkpoints" / "step-000006" / "state.json").read_text())
-    assert state["world_size"] == 2
-    assert alone(*_pretrain_args(corpus, ref, 6)).returncode == 0
-    same_weights()
-
-    second = mpirun(1, *_pretrain_args(corpus, ddp, 9), "--ddp", "--resume", cwd=tmp_path)
-    assert second.returncode == 0, second.stderr[-2000:]
-    assert "resumed from step 6" in second.stdout
-    assert alone(*_pretrain_args(corpus, ref, 9), "--resume").returncode == 0
-    same_weights()
+    # a checkpoint of another model: rank 0 finds out, says it once, and every rank ends
+    wider = [*_pretrain_args(corpus, ddp, 15), "--n_embd=32", "--ddp", "--resume"]
+    job = mpirun(2, *wider, cwd=tmp_path)
+    lines = [line for line in job.stderr.splitlines() if line.startswith("numtrans")]
+    assert job.returncode != 0 and len(lines) == 1 and "holds another model" in lines[0], job.stderr
 
 
 @needs_mpi

@@ -15,9 +15,10 @@ What changes around it:
 * ``synchronize()`` (call it after building, and after ``resume``): rank 0's parameters are
   broadcast and every rank's state hash is compared.
 * ``evaluate`` averages the ranks' validation losses (each rank evaluates its shard).
-* ``save_checkpoint`` compares the hashes, then rank 0 alone writes. A checkpoint holds the whole
-  (replicated) state and the batch stream does not depend on P, so it resumes on any number of
-  ranks that divides the global batch.
+* ``save_checkpoint`` compares the hashes, then rank 0 alone writes; ``resume`` has rank 0 read
+  and the others receive (no shared disk needed). A checkpoint holds the whole (replicated)
+  state and the batch stream does not depend on P, so it resumes on any number of ranks that
+  divides the global batch.
 * Random streams: the batch stream is the same on every rank (see ``data.py``); dropout's stream
   is reseeded at every step from ``(seed, step, rank)``, so it differs between ranks (each shard
   gets its own masks), is reproducible, and continues the same way after a resume with any P.
@@ -35,7 +36,7 @@ from .. import random as nt_random
 from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
 from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, state_digest
-from .world import World
+from .world import World, check_on_main
 
 
 def rank_seed(seed: int, step: int, rank: int) -> int:
@@ -121,6 +122,49 @@ class DistributedTrainer(Trainer):
         return float(allreduce_sum(np.array([local]), self.world.comm)[0] / self.world.size)
 
     # ------------------------------------------------------------------ checkpoints
+    def resume(self, path=None, say=None, check_state=None) -> None:
+        """Rank 0 reads the checkpoint (``Trainer.resume``; an error there is reported once and
+        ends every rank); the others receive its state over MPI, so only rank 0 needs the files.
+        The parameters follow in ``synchronize``, which must be called next."""
+        check_on_main(self.world, lambda: Trainer.resume(self, path, say, check_state))
+        self._receive_training_state()
+
+    def _receive_training_state(self) -> None:
+        """Rank 0's optimiser state (arrays by ``Bcast``) and loop state (small, by ``bcast``)."""
+        from ..optim import optimizer_state_from_flat, optimizer_state_to_flat
+
+        comm, main = self.world.comm, self.world.is_main
+        header = None
+        if main:
+            arrays, meta = optimizer_state_to_flat(self.optimizer.state_dict())
+            header = {
+                "optimizer": meta,
+                "arrays": {k: (v.shape, v.dtype.str) for k, v in arrays.items()},
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "loop": (
+                    self.step,
+                    self.rng.bit_generator.state,
+                    nt_random.get_rng_state(),
+                    self.history,
+                    self.best_val,
+                    self._bad_evals,
+                ),  # fmt: skip
+            }
+        header = comm.bcast(header, root=0)
+        if not main:
+            arrays = {k: np.empty(shape, dtype) for k, (shape, dtype) in header["arrays"].items()}
+        for name in sorted(arrays):
+            comm.Bcast(arrays[name], root=0)
+        if main:
+            return
+        self.optimizer.load_state_dict(optimizer_state_from_flat(arrays, header["optimizer"]))
+        if self.scheduler is not None and header["scheduler"] is not None:
+            self.scheduler.load_state_dict(header["scheduler"])
+        step, rng, global_rng, self.history, self.best_val, self._bad_evals = header["loop"]
+        self.step = int(step)
+        self.rng.bit_generator.state = rng
+        nt_random.set_rng_state(global_rng)
+
     def save_checkpoint(self):
         """Check that the ranks agree, then rank 0 alone writes (the others return None)."""
         self.check_same_state(f"before the step-{self.step} checkpoint")

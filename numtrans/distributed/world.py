@@ -13,7 +13,8 @@ each way of getting it wrong into one line:
 * ``--ddp`` run without ``mpirun``    -> "... start it with mpirun -n P ..."  (a world of one
   without a launcher is nearly always a mistake: P copies would each train alone)
 * a rank that fails mid-run           -> ``abort_on_error`` aborts the whole job, so the other
-  ranks exit with an error instead of waiting forever inside a collective.
+  ranks exit with an error instead of waiting forever inside a collective
+* bad input found by rank 0           -> ``check_on_main`` reports it once and ends every rank.
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def self_world() -> World:
 def check_on_main(world: World, check) -> None:
     """Run ``check()`` (which raises on bad input) on rank 0 alone and share the verdict: if it
     raised, rank 0 raises the same exception (the command prints its one line) and the other
-    ranks exit quietly with status 2, so a mistake is reported once, not once per rank."""
+    ranks exit quietly with status 2, so a mistake is reported once, not once per rank. Both are
+    marked ``agreed``: every rank knows, so ``abort_on_error`` lets them end normally."""
     error = None
     if world.is_main:
         try:
@@ -107,9 +109,9 @@ def check_on_main(world: World, check) -> None:
         except Exception as exc:  # sent on as a verdict, re-raised below
             error = exc
     if world.comm.bcast(error is not None, root=0):
-        if error is not None:
-            raise error
-        raise SystemExit(2)
+        error = error if error is not None else SystemExit(2)
+        error.agreed = True
+        raise error
 
 
 @contextlib.contextmanager
@@ -121,7 +123,9 @@ def abort_on_error(world: World):
     try:
         yield
     except BaseException as exc:
-        if world.size == 1 or (isinstance(exc, SystemExit) and not exc.code):
+        if world.size == 1 or getattr(exc, "agreed", False):
+            raise  # (alone, or every rank is ending the same way: no one is left waiting)
+        if isinstance(exc, SystemExit) and not exc.code:
             raise
         print(
             f"numtrans: rank {world.rank} of {world.size} failed, aborting the job: "
