@@ -22,6 +22,7 @@ import sys
 
 from . import backends
 from .commands.overrides import collect_overrides, parse_overrides  # noqa: F401 (public)
+from .distributed.world import launcher_rank
 from .training.trainer import NonFiniteLossError
 
 
@@ -154,7 +155,7 @@ _PRODUCT_COMMANDS = {"generate", "translate", "answer", "ask", "summarize", "sea
 
 def _say_backend(command: str) -> None:
     """First line of every model command: which code runs attention (and GELU's erf)."""
-    if command in _QUIET_COMMANDS:
+    if command in _QUIET_COMMANDS or launcher_rank() > 0:  # (under mpirun rank 0 alone speaks)
         return
     if command in _PRODUCT_COMMANDS:
         if sys.stderr.isatty():

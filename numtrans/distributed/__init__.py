@@ -31,6 +31,7 @@ from .world import (
     check_on_main,
     init_world,
     launched_by_mpirun,
+    launcher_rank,
     require_mpi,
     self_world,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "check_shardable",
     "init_world",
     "launched_by_mpirun",
+    "launcher_rank",
     "rank_seed",
     "require_mpi",
     "self_world",

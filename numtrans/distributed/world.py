@@ -42,6 +42,16 @@ def launched_by_mpirun(environ=None) -> bool:
     return any(name in environ for name in LAUNCHER_VARIABLES)
 
 
+def launcher_rank(environ=None) -> int:
+    """This process's rank as the launcher numbered it (0 outside a launcher), read from the
+    environment without starting MPI: lets the command line keep ranks > 0 quiet early."""
+    environ = os.environ if environ is None else environ
+    for name in ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"):
+        if environ.get(name, "").isdigit():
+            return int(environ[name])
+    return 0
+
+
 def require_mpi(what: str = "data-parallel training"):
     """``mpi4py.MPI``, or a one-line ``DistributedError`` saying how to install it."""
     if importlib.util.find_spec("mpi4py") is None:

@@ -250,14 +250,17 @@ def run(
 
     world = init_world()
 
+    data = []
+
     def check():  # on rank 0, which also clears out_dir for --overwrite; the others wait for it
         check_shardable(cfg.batch_size, world.size)
         check_start(cfg, resume, overwrite, force)
+        data.append(prepare_data(cfg))  # a missing or empty corpus: said once, not per rank
 
     check_on_main(world, check)
     with abort_on_error(world):  # one rank failing stops the job instead of hanging the others
         if world.is_main:
-            return _run(cfg, resume, say, force, world)
+            return _run(cfg, resume, say, force, world, data[0])
         quiet = dataclasses.replace(cfg, progress=False)
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
             return _run(quiet, resume, lambda *a, **k: None, force, world)
@@ -270,13 +273,14 @@ def check_start(cfg: PretrainConfig, resume: bool, overwrite: bool, force: bool)
     check_fresh_run(cfg.out_dir, resume, overwrite)
 
 
-def _run(cfg: PretrainConfig, resume, say, force, world) -> dict:
-    """``run`` in one process (``world=None``) or as one rank of a data-parallel job."""
+def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
+    """``run`` in one process (``world=None``) or as one rank of a data-parallel job;
+    ``data``: what ``prepare_data(cfg)`` returned, if it was called already."""
     from ..generation.generate import generate
     from .trainer import TrainConfig, Trainer
 
     main = world is None or world.is_main
-    tokenizer, train_ids, val_ids, fingerprint = prepare_data(cfg)
+    tokenizer, train_ids, val_ids, fingerprint = data or prepare_data(cfg)
     say(
         f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
         f"vocabulary {tokenizer.vocab_size}"
