@@ -8,6 +8,11 @@ Presets (``PRESETS``) pick sizes; every field of ``PretrainConfig`` can be overr
 ``shakespeare`` is nanoGPT's documented CPU configuration for Shakespeare characters (4 layers,
 4 heads, 128-dim, block 64, batch 12, 2,000 iterations, dropout 0), which reaches a validation
 loss of about 1.88 in nanoGPT.
+
+Data parallel: ``mpirun -n P numtrans pretrain ... --ddp`` (``run(cfg, ddp=True)``) trains the
+same run over P processes (``numtrans.distributed``): ``batch_size`` stays the global batch, each
+rank trains on its ``batch_size / P`` rows, rank 0 alone prints and writes, and the checkpoints
+are those of a one-process run (resume on any P that divides ``batch_size``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +42,7 @@ from ..validation import (
 )
 from .checkpoint import latest_checkpoint, remove_stale
 from .pretrain_data import (  # noqa: F401 (re-exported: they were defined here)
+    check_fresh_run,
     check_same_run,
     data_fingerprint,
     make_batcher,
@@ -180,25 +185,6 @@ def validate(cfg: PretrainConfig) -> None:
     if cfg.n_embd % cfg.n_head:
         raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
     check_output_dir(cfg.out_dir)
-
-
-def check_fresh_run(out_dir: str, resume: bool, overwrite: bool) -> None:
-    """A new run never lands silently on an old one: its model and its checkpoints would mix
-    (rotation would keep the old run's later steps and delete the new run's own)."""
-    ckpt = os.path.join(out_dir, "checkpoints")
-    earlier = (
-        ["model.safetensors"] if os.path.exists(os.path.join(out_dir, "model.safetensors")) else []
-    )
-    if os.path.isdir(ckpt) and any(not n.startswith(".") for n in os.listdir(ckpt)):
-        earlier.append("checkpoints")  # (temp entries of a killed save do not count)
-    if not earlier or resume:
-        return
-    if not overwrite:
-        raise ValueError(
-            f"out_dir {out_dir!r} holds an earlier run ({', '.join(earlier)}): pass --resume to "
-            "continue it, --overwrite to replace it, or choose another --out-dir"
-        )
-    shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
 
 
 def build(cfg: PretrainConfig, vocab_size: int):

@@ -1,4 +1,5 @@
-"""The main job's data: the character streams, their batches, and what identifies a corpus.
+"""The main job's data: the character streams, their batches, what identifies a corpus, and
+whether ``out_dir`` may take a new run.
 
     text --CharTokenizer--> ids --(1 - val_fraction) / val_fraction split--> train / val ids
     get_batch(split, rng): B random windows of T + 1 ids -> x = window[:, :-1], y = window[:, 1:]
@@ -11,6 +12,8 @@ re-exports these names) to keep each file short.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 
 import numpy as np
 
@@ -81,3 +84,22 @@ def make_batcher(train_ids: np.ndarray, val_ids: np.ndarray, block_size: int, ba
         return window[:, :-1], window[:, 1:]
 
     return get_batch
+
+
+def check_fresh_run(out_dir: str, resume: bool, overwrite: bool) -> None:
+    """A new run never lands silently on an old one: its model and its checkpoints would mix
+    (rotation would keep the old run's later steps and delete the new run's own)."""
+    ckpt = os.path.join(out_dir, "checkpoints")
+    earlier = (
+        ["model.safetensors"] if os.path.exists(os.path.join(out_dir, "model.safetensors")) else []
+    )
+    if os.path.isdir(ckpt) and any(not n.startswith(".") for n in os.listdir(ckpt)):
+        earlier.append("checkpoints")  # (temp entries of a killed save do not count)
+    if not earlier or resume:
+        return
+    if not overwrite:
+        raise ValueError(
+            f"out_dir {out_dir!r} holds an earlier run ({', '.join(earlier)}): pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --out-dir"
+        )
+    shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
