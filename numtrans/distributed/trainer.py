@@ -148,7 +148,7 @@ class DistributedTrainer(Trainer):
                     self.history,
                     self.best_val,
                     self._bad_evals,
-                ),  # fmt: skip
+                ),
             }
         header = comm.bcast(header, root=0)
         if not main:
