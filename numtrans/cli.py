@@ -22,6 +22,7 @@ import sys
 
 from . import backends
 from .commands.overrides import collect_overrides, parse_overrides  # noqa: F401 (public)
+from .distributed.world import launcher_rank
 from .training.trainer import NonFiniteLossError
 
 
@@ -30,7 +31,7 @@ def _pretrain(args, extra: list[str]) -> int:
 
     overrides = collect_overrides(args, extra, ("data", "out_dir", "max_steps"))
     cfg = make_config(args.preset, overrides, args.config)
-    run(cfg, resume=args.resume, overwrite=args.overwrite, force=args.force)
+    run(cfg, resume=args.resume, overwrite=args.overwrite, force=args.force, ddp=args.ddp)
     return 0
 
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out-dir")
     p.add_argument("--force", action="store_true", help="with --resume: accept another corpus")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ddp", action="store_true", help="data parallel over the ranks of mpirun "
+                   "(mpirun -n 2 numtrans pretrain ... --ddp; pip install 'numtrans[mpi]')")  # fmt: skip
     p.set_defaults(func=_pretrain)
 
     g = sub.add_parser("generate", help="sample text from a saved model")
@@ -152,7 +155,7 @@ _PRODUCT_COMMANDS = {"generate", "translate", "answer", "ask", "summarize", "sea
 
 def _say_backend(command: str) -> None:
     """First line of every model command: which code runs attention (and GELU's erf)."""
-    if command in _QUIET_COMMANDS:
+    if command in _QUIET_COMMANDS or launcher_rank() > 0:  # (under mpirun rank 0 alone speaks)
         return
     if command in _PRODUCT_COMMANDS:
         if sys.stderr.isatty():

@@ -8,21 +8,32 @@ Presets (``PRESETS``) pick sizes; every field of ``PretrainConfig`` can be overr
 ``shakespeare`` is nanoGPT's documented CPU configuration for Shakespeare characters (4 layers,
 4 heads, 128-dim, block 64, batch 12, 2,000 iterations, dropout 0), which reaches a validation
 loss of about 1.88 in nanoGPT.
+
+Data parallel: ``mpirun -n P numtrans pretrain ... --ddp`` (``run(cfg, ddp=True)``) trains the
+same run over P processes (``numtrans.distributed``): ``batch_size`` stays the global batch, each
+rank trains on its ``batch_size / P`` rows, rank 0 alone prints and writes, and the checkpoints
+are those of a one-process run (resume on any P that divides ``batch_size``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
 from ..training.checkpoint import latest_checkpoint, remove_stale
+from ..training.pretrain_data import (  # noqa: F401 (re-exported: they were defined here)
+    check_fresh_run,
+    check_same_run,
+    data_fingerprint,
+    make_batcher,
+    prepare_data,
+)
 from ..validation import (
     ANY_INT,
     FRACTION,
@@ -73,6 +84,9 @@ class PretrainConfig:
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" with an error, or "skip" the step
     seed: int = 1337
     progress: bool = True
+    # data parallel (``run(..., ddp=True)``, ``mpirun -n P numtrans pretrain --ddp``): batch_size is
+    # the global batch, split over the P ranks; gradients travel in buckets of this many MB
+    ddp_bucket_mb: float = 25.0
     # the sample printed at the end
     sample_tokens: int = 300
     temperature: float = 0.8
@@ -153,6 +167,7 @@ _RULES = {
     "log_interval": POSITIVE_INT,
     "sample_tokens": NONNEG_INT,
     "temperature": POSITIVE_FLOAT,
+    "ddp_bucket_mb": POSITIVE_FLOAT,
     "seed": ANY_INT,
     "data": TEXT,
     "out_dir": TEXT,
@@ -170,74 +185,6 @@ def validate(cfg: PretrainConfig) -> None:
     if cfg.n_embd % cfg.n_head:
         raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
     check_output_dir(cfg.out_dir)
-
-
-def check_fresh_run(out_dir: str, resume: bool, overwrite: bool) -> None:
-    """A new run never lands silently on an old one: its model and its checkpoints would mix
-    (rotation would keep the old run's later steps and delete the new run's own)."""
-    ckpt = os.path.join(out_dir, "checkpoints")
-    earlier = (
-        ["model.safetensors"] if os.path.exists(os.path.join(out_dir, "model.safetensors")) else []
-    )
-    if os.path.isdir(ckpt) and any(not n.startswith(".") for n in os.listdir(ckpt)):
-        earlier.append("checkpoints")  # (temp entries of a killed save do not count)
-    if not earlier or resume:
-        return
-    if not overwrite:
-        raise ValueError(
-            f"out_dir {out_dir!r} holds an earlier run ({', '.join(earlier)}): pass --resume to "
-            "continue it, --overwrite to replace it, or choose another --out-dir"
-        )
-    shutil.rmtree(os.path.join(out_dir, "checkpoints"), ignore_errors=True)
-
-
-def prepare_data(cfg: PretrainConfig):
-    """Character tokenizer and the train/validation id streams."""
-    from ..data import load_corpus
-    from ..tokenizers import CharTokenizer
-
-    text = load_corpus(cfg.data)
-    if not isinstance(text, str):
-        raise ValueError(f"{cfg.data} is a table; pretraining needs plain text")
-    if not text:
-        raise ValueError(f"{cfg.data} is empty")
-    tokenizer = CharTokenizer.from_text(text)
-    ids = np.asarray(tokenizer.encode(text), dtype=np.int64)
-    n_train = int(len(ids) * (1 - cfg.val_fraction))
-    return tokenizer, ids[:n_train], ids[n_train:], data_fingerprint(cfg.data, text)
-
-
-def data_fingerprint(name: str, text: str) -> dict:
-    """What identifies a corpus in a checkpoint: its name, its size and a hash of its first MB
-    (hashing all of a large corpus on every resume would cost more than it tells)."""
-    head = text.encode("utf-8")[: 1 << 20]
-    return {
-        "data": name,
-        "characters": len(text),
-        "sha256_first_mb": hashlib.sha256(head).hexdigest(),
-    }
-
-
-def check_same_run(state: dict, model_config: dict, fingerprint: dict, force: bool) -> None:
-    """Refuse to resume a checkpoint of another model, or (unless ``force``) of another corpus:
-    either would continue silently or fail deep inside ``load_state_dict``."""
-    name = state.get("checkpoint", "the checkpoint")
-    saved = state.get("model_config")
-    if saved is not None:  # (checkpoints written before this check have neither entry)
-        diff = [f"{k} {saved.get(k)!r} there, {v!r} now" for k, v in model_config.items()
-                if k != "dropout" and saved.get(k) != v]  # fmt: skip
-        if diff:
-            raise ValueError(
-                f"checkpoint {name} holds another model ({'; '.join(diff)}): resume with its "
-                "settings, or start a new run in another --out-dir"
-            )
-    saved = state.get("data_fingerprint")
-    if saved is not None and saved != fingerprint and not force:
-        raise ValueError(
-            f"checkpoint {name} was trained on other data ({saved['data']}, "
-            f"{saved['characters']:,} characters) than {fingerprint['data']} "
-            f"({fingerprint['characters']:,} characters): pass --force to continue on it on purpose"
-        )
 
 
 def build(cfg: PretrainConfig, vocab_size: int):
@@ -269,37 +216,57 @@ def build(cfg: PretrainConfig, vocab_size: int):
     return model, optimizer, scheduler
 
 
-def make_batcher(train_ids: np.ndarray, val_ids: np.ndarray, block_size: int, batch_size: int):
-    """``get_batch(split, rng)``: B random windows of T tokens and their shifted targets."""
-    streams = {"train": train_ids, "val": val_ids}
-    for split, ids in streams.items():
-        if len(ids) <= block_size:
-            raise ValueError(
-                f"the {split} split has {len(ids)} tokens, too few for block_size {block_size}"
-            )
-
-    def get_batch(split: str, rng: np.random.Generator):
-        ids = streams[split]
-        starts = rng.integers(0, len(ids) - block_size, size=batch_size)
-        window = ids[starts[:, None] + np.arange(block_size + 1)]  # (B, T + 1)
-        return window[:, :-1], window[:, 1:]
-
-    return get_batch
-
-
 def run(
-    cfg: PretrainConfig, resume: bool = False, say=print, overwrite: bool = False, force=False
+    cfg: PretrainConfig,
+    resume: bool = False,
+    say=print,
+    overwrite: bool = False,
+    force=False,
+    ddp: bool = False,
 ) -> dict:
     """Train, save ``out_dir`` (model, tokenizer, history), print and return a sample.
     ``resume`` continues from the newest checkpoint that loads; ``force`` lets it continue on a
-    different corpus (same vocabulary) on purpose."""
+    different corpus (same vocabulary) on purpose. ``ddp`` trains data-parallel over the ranks
+    that ``mpirun`` started (``numtrans.distributed``): ``batch_size`` is the global batch, each
+    rank trains on its ``batch_size / P`` rows, and rank 0 alone prints and writes files."""
+    if not ddp:
+        check_start(cfg, resume, overwrite, force)
+        return _run(cfg, resume, say, force, world=None)
+    from ..distributed import abort_on_error, check_on_main, check_shardable, init_world
+
+    world = init_world()
+
+    data = []
+
+    def check():  # on rank 0, which also clears out_dir for --overwrite; the others wait for it
+        check_shardable(cfg.batch_size, world.size)
+        check_start(cfg, resume, overwrite, force)
+        data.append(prepare_data(cfg))  # a missing or empty corpus: said once, not per rank
+
+    check_on_main(world, check)
+    with abort_on_error(world):  # one rank failing stops the job instead of hanging the others
+        if world.is_main:
+            return _run(cfg, resume, say, force, world, data[0])
+        quiet = dataclasses.replace(cfg, progress=False)
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            return _run(quiet, resume, lambda *a, **k: None, force, world)
+
+
+def check_start(cfg: PretrainConfig, resume: bool, overwrite: bool, force: bool) -> None:
+    """The checks before anything is read: the flags agree, ``out_dir`` may be used."""
+    if force and not resume:
+        raise ValueError("--force only applies with --resume (to continue on another corpus)")
+    check_fresh_run(cfg.out_dir, resume, overwrite)
+
+
+def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
+    """``run`` in one process (``world=None``) or as one rank of a data-parallel job;
+    ``data``: what ``prepare_data(cfg)`` returned, if it was called already."""
     from ..generation.generate import generate
     from ..training.trainer import TrainConfig, Trainer
 
-    check_fresh_run(cfg.out_dir, resume, overwrite)
-    if force and not resume:
-        raise ValueError("--force only applies with --resume (to continue on another corpus)")
-    tokenizer, train_ids, val_ids, fingerprint = prepare_data(cfg)
+    main = world is None or world.is_main
+    tokenizer, train_ids, val_ids, fingerprint = data or prepare_data(cfg)
     say(
         f"data: {cfg.data}: {len(train_ids):,} train / {len(val_ids):,} val characters, "
         f"vocabulary {tokenizer.vocab_size}"
@@ -322,27 +289,36 @@ def run(
         on_nonfinite=cfg.on_nonfinite,
         checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
     )
-    trainer = Trainer(
-        model,
-        optimizer,
-        make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size),
-        train_cfg,
-        scheduler=scheduler,
-        extra_state={
-            "pretrain_config": dataclasses.asdict(cfg),
-            "model_config": dataclasses.asdict(model.config),
-            "data_fingerprint": fingerprint,
-        },
-    )
+    get_batch = make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size)
+    extra = {
+        "pretrain_config": dataclasses.asdict(cfg),
+        "model_config": dataclasses.asdict(model.config),
+        "data_fingerprint": fingerprint,
+    }
+    if world is None:
+        trainer = Trainer(model, optimizer, get_batch, train_cfg, scheduler=scheduler,
+                          extra_state=extra)  # fmt: skip
+    else:
+        from ..distributed import DistributedTrainer, shard_batcher
+
+        say(f"data parallel: {world.size} ranks x {cfg.batch_size // world.size} rows of the "
+            f"global batch of {cfg.batch_size}")  # fmt: skip
+        trainer = DistributedTrainer(
+            model, optimizer, shard_batcher(get_batch, world.rank, world.size), train_cfg,
+            scheduler=scheduler, extra_state={**extra, "world_size": world.size},
+            world=world, bucket_mb=cfg.ddp_bucket_mb,
+        )  # fmt: skip
     # what a killed earlier run of this directory left half-written (temp files, a checkpoint
     # directory being written) is removed first: it is never a valid state to continue from
-    stale = remove_stale_temporaries(cfg.out_dir)
-    if train_cfg.checkpoint_dir:
+    stale = remove_stale_temporaries(cfg.out_dir) if main else []
+    if train_cfg.checkpoint_dir and main:
         stale += remove_stale(train_cfg.checkpoint_dir)
     if stale:
         say(
             f"removed {len(stale)} temporary file(s) left by an interrupted run: {', '.join(stale)}"
         )
+    if world is not None:
+        world.barrier()  # every rank reads the checkpoints only after rank 0 tidied them
     if resume:
         model_config = dataclasses.asdict(model.config)
 
@@ -351,7 +327,14 @@ def run(
 
         trainer.resume(say=say, check_state=same_run)
         say(f"resumed from step {trainer.step}")
+    if world is not None:  # rank 0's parameters everywhere, then every rank's hash compared
+        trainer.synchronize(
+            f"after resuming from step {trainer.step}" if resume else "at the start"
+        )
     history = trainer.train()
+    if not main:  # rank 0 writes the model and prints the sample
+        return {"history": history, "best_val_loss": trainer.best_val, "sample": None,
+                "steps": trainer.step}  # fmt: skip
 
     try:
         os.makedirs(cfg.out_dir, exist_ok=True)

@@ -1,0 +1,60 @@
+"""Data-parallel training over MPI (mpi4py), the way PyTorch's DistributedDataParallel does it.
+
+``mpirun -n P`` starts P identical processes (ranks). Each holds a full copy of the model and
+the optimiser, trains on its own 1/P of every global batch, and after the backward the ranks
+average their gradients with ``Allreduce``; the identical averaged gradient gives an identical
+update on every rank, so the copies never drift apart. The pieces, one file each:
+
+* ``world.py``   who am I (rank), how many are we; clear errors without mpi4py or mpirun;
+                 ``abort_on_error`` so that one failing rank stops the job instead of hanging it
+* ``data.py``    every rank draws the global batch from the same seeded stream and keeps its
+                 rows: P ranks x b rows == 1 process x P*b rows
+* ``reduce.py``  gradient averaging: one Allreduce per parameter (plain) and in a few flat
+                 buckets (what is used)
+* ``state.py``   rank 0's parameters broadcast at the start; a hash of parameters + optimiser
+                 state compared across ranks at the start and at every checkpoint
+* ``trainer.py`` ``DistributedTrainer``: ``Trainer`` with the data-parallel step
+
+``numtrans pretrain --ddp`` (``numtrans.recipes.pretrain``) puts them together; rank 0 alone
+logs and writes. Install with ``pip install 'numtrans[mpi]'``. Importing this package does not
+import mpi4py (``init_world`` does).
+"""
+
+from .data import check_shardable, shard_batcher, shard_rows
+from .reduce import GradientBuckets, allreduce_gradients_plain, allreduce_sum
+from .state import broadcast_parameters, check_same_state, state_digest
+from .trainer import DistributedTrainer, rank_seed
+from .world import (
+    DistributedError,
+    World,
+    abort_on_error,
+    check_on_main,
+    init_world,
+    launched_by_mpirun,
+    launcher_rank,
+    require_mpi,
+    self_world,
+)
+
+__all__ = [
+    "DistributedError",
+    "DistributedTrainer",
+    "GradientBuckets",
+    "World",
+    "abort_on_error",
+    "allreduce_gradients_plain",
+    "allreduce_sum",
+    "broadcast_parameters",
+    "check_on_main",
+    "check_same_state",
+    "check_shardable",
+    "init_world",
+    "launched_by_mpirun",
+    "launcher_rank",
+    "rank_seed",
+    "require_mpi",
+    "self_world",
+    "shard_batcher",
+    "shard_rows",
+    "state_digest",
+]

@@ -1,0 +1,173 @@
+"""``DistributedTrainer``: ``Trainer`` with its step made data-parallel (PyTorch DDP's recipe).
+
+One step on every rank r of P, with ``get_batch`` returning rank r's rows of the global batch::
+
+    for micro_step in range(grad_accum_steps):
+        loss_r = loss_fn(model, shard_r) / grad_accum_steps;  loss_r.backward()   # local grads
+    [mean loss, gradient presence] = Allreduce(SUM)([loss_r, has_grad...]) / P    # one small message
+    if mean loss is not finite: stop or skip -- on every rank alike (they all see the same mean)
+    grads = GradientBuckets.allreduce_()           # a few large Allreduces: mean gradient
+    clip_grad_norm_(grads); optimizer.step(); scheduler.step()   # the same update on every rank
+
+Everything else is the plain ``Trainer``: the loop, the logging, the history, early stopping.
+What changes around it:
+
+* ``synchronize()`` (call it after building, and after ``resume``): rank 0's parameters are
+  broadcast and every rank's state hash is compared.
+* ``evaluate`` averages the ranks' validation losses (each rank evaluates its shard).
+* ``save_checkpoint`` compares the hashes, then rank 0 alone writes; ``resume`` has rank 0 read
+  and the others receive (no shared disk needed). A checkpoint holds the whole (replicated)
+  state and the batch stream does not depend on P, so it resumes on any number of ranks that
+  divides the global batch.
+* Random streams: the batch stream is the same on every rank (see ``data.py``); dropout's stream
+  is reseeded at every step from ``(seed, step, rank)``, so it differs between ranks (each shard
+  gets its own masks), is reproducible, and continues the same way after a resume with any P.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import random as nt_random
+from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
+from .reduce import GradientBuckets, allreduce_sum
+from .state import broadcast_parameters, check_same_state, state_digest
+from .world import World, check_on_main
+
+
+def rank_seed(seed: int, step: int, rank: int) -> int:
+    """The dropout seed of ``rank`` at ``step``: independent streams from one base seed."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
+@dataclass
+class DistributedTrainer(Trainer):
+    """``Trainer(model, optimizer, get_batch, config, ..., world=World(comm), bucket_mb=25)``.
+
+    ``get_batch`` must return this rank's shard (``numtrans.distributed.shard_batcher``).
+    ``comm_seconds`` / ``messages`` (on ``self.buckets``) measure the gradient communication;
+    ``header_seconds`` the small Allreduce before it, where ranks wait for the slowest one.
+    """
+
+    world: World | None = None
+    bucket_mb: float = 25.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.world is None:
+            raise ValueError("DistributedTrainer needs world=World(comm)")
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
+        self.header_seconds = 0.0  # time in the small per-step Allreduce (loss, presence)
+
+    # ------------------------------------------------------------------ identical ranks
+    def synchronize(self, where: str = "at the start") -> None:
+        """Broadcast rank 0's parameters, then check that every rank's state hashes the same."""
+        broadcast_parameters(self.model.parameters(), self.world.comm)
+        self.check_same_state(where)
+
+    def check_same_state(self, where: str) -> None:
+        check_same_state(self.world.comm, state_digest(self.model, self.optimizer), where)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> tuple[float, int]:
+        """One data-parallel optimiser step; returns (mean loss over all ranks, global tokens)."""
+        from ..optim import clip_grad_norm_
+
+        cfg, size = self.config, self.world.size
+        nt_random.manual_seed(rank_seed(cfg.seed, self.step, self.world.rank))
+        total, tokens = 0.0, 0
+        for _ in range(cfg.grad_accum_steps):
+            batch = self.get_batch("train", self.rng)
+            loss = self.loss_fn(self.model, batch)
+            value = float(loss.item())
+            total += value
+            tokens += _count_tokens(batch)
+            if math.isfinite(value):  # (a non-finite loss is handled below, on every rank alike)
+                (loss / cfg.grad_accum_steps).backward()
+        # one small message: the mean loss and, per parameter, how many ranks have a gradient
+        start = time.perf_counter()  # (also the wait for the slowest rank to finish its backward)
+        summed = allreduce_sum(np.concatenate([[total], self.buckets.presence()]), self.world.comm)
+        self.header_seconds += time.perf_counter() - start
+        mean_loss = summed[0] / size / cfg.grad_accum_steps
+        if not math.isfinite(mean_loss):
+            if cfg.on_nonfinite == "skip":  # drop this update on every rank
+                self.optimizer.zero_grad()
+                self.skipped_steps += 1
+                self.step += 1
+                return math.nan, tokens * size
+            raise NonFiniteLossError(
+                f"the training loss is {mean_loss} at step {self.step + 1} (mean over {size} "
+                "ranks): training stopped before updating the weights (the last checkpoint is "
+                "kept). Lower the learning rate, or set on_nonfinite='skip' to drop such steps"
+            )
+        self.buckets.allreduce_(present=summed[1:])
+        if cfg.grad_clip is not None:  # the norm of the averaged gradient: the same on all ranks
+            clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad()
+        self.step += 1
+        return float(mean_loss), tokens * size
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> float:
+        """Mean validation loss over the ranks (each evaluated its shard of the same batches)."""
+        local = super().evaluate()
+        return float(allreduce_sum(np.array([local]), self.world.comm)[0] / self.world.size)
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume(self, path=None, say=None, check_state=None) -> None:
+        """Rank 0 reads the checkpoint (``Trainer.resume``; an error there is reported once and
+        ends every rank); the others receive its state over MPI, so only rank 0 needs the files.
+        The parameters follow in ``synchronize``, which must be called next."""
+        check_on_main(self.world, lambda: Trainer.resume(self, path, say, check_state))
+        self._receive_training_state()
+
+    def _receive_training_state(self) -> None:
+        """Rank 0's optimiser state (arrays by ``Bcast``) and loop state (small, by ``bcast``)."""
+        from ..optim import optimizer_state_from_flat, optimizer_state_to_flat
+
+        comm, main = self.world.comm, self.world.is_main
+        header = None
+        if main:
+            arrays, meta = optimizer_state_to_flat(self.optimizer.state_dict())
+            header = {
+                "optimizer": meta,
+                "arrays": {k: (v.shape, v.dtype.str) for k, v in arrays.items()},
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "loop": (
+                    self.step,
+                    self.rng.bit_generator.state,
+                    nt_random.get_rng_state(),
+                    self.history,
+                    self.best_val,
+                    self._bad_evals,
+                ),
+            }
+        header = comm.bcast(header, root=0)
+        if not main:
+            arrays = {k: np.empty(shape, dtype) for k, (shape, dtype) in header["arrays"].items()}
+        for name in sorted(arrays):
+            comm.Bcast(arrays[name], root=0)
+        if main:
+            return
+        self.optimizer.load_state_dict(optimizer_state_from_flat(arrays, header["optimizer"]))
+        if self.scheduler is not None and header["scheduler"] is not None:
+            self.scheduler.load_state_dict(header["scheduler"])
+        step, rng, global_rng, self.history, self.best_val, self._bad_evals = header["loop"]
+        self.step = int(step)
+        self.rng.bit_generator.state = rng
+        nt_random.set_rng_state(global_rng)
+
+    def save_checkpoint(self):
+        """Check that the ranks agree, then rank 0 alone writes (the others return None)."""
+        self.check_same_state(f"before the step-{self.step} checkpoint")
+        if self.world.is_main:
+            return super().save_checkpoint()
+        return None
