@@ -192,7 +192,9 @@ table(
     [(sample, len(sample.encode()), " · ".join(pieces(sishu_bpe, sample)))],
 )
 for char in "时习":
-    print(f"{char}: UTF-8 {char.encode().hex(' ')}, seen {sishu.count(char)} times in the Four Books")
+    print(
+        f"{char}: UTF-8 {char.encode().hex(' ')}, seen {sishu.count(char)} times in the Four Books"
+    )
 
 # %% [markdown]
 # With only 300 merges, 子曰 ("the Master said", the most frequent pair of characters) is one
