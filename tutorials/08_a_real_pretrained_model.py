@@ -133,7 +133,7 @@ print(f"RESULT cjk_characters_in_vocab = {len(cjk)}")
 # %%
 def find_fixture():
     here = Path(globals().get("__file__", "tutorials/x.py")).resolve()
-    package_root = Path(nt.__file__).resolve().parents[1]  # a checkout that numtrans runs from
+    package_root = Path(nt.__path__[0]).resolve().parent  # a checkout numtrans is imported from
     for root in [here.parents[1], Path.cwd(), *Path.cwd().parents, package_root]:
         path = root / "tests" / "fixtures" / "minilm_reference.npz"
         if path.is_file():
