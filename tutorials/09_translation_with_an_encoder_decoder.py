@@ -31,7 +31,8 @@
 # learns a few frequent phrases, not Chinese. What a model trained for 45 minutes reaches is
 # shown at the end (`benchmarks/translation.py`).
 #
-# **What it prints** (seeded). Full mode: FULL_RESULTS. Fast mode, checked by
+# **What it prints** (seeded). Full mode (one run, 44 s on a busy 2-core CPU): the same
+# reversing numbers, translation validation loss 3.260 after 150 steps, test BLEU 7.71. Fast mode, checked by
 # `tests/test_tutorials.py`: the reversing model gets `RESULT reverse_exact_match = 0.95 ± 0.04`
 # of 100 new sequences exactly right and its cross-attention puts on average
 # `RESULT reverse_alignment = 0.56 ± 0.05` of each output position's weight on the mirrored source
@@ -383,8 +384,8 @@ print(f"\ntiny model, {len(t_sources)} test sentences: {bleu}")
 print(f"RESULT test_bleu = {bleu.score:.2f}")
 
 # %% [markdown]
-# The tiny model scores a few BLEU points (6.5 in one full run): it has seen a few hundred short
-# pairs for seconds.
+# The tiny model scores a few BLEU points (7.71 in full mode, 0.95 in fast mode): it has seen
+# a few hundred short pairs for seconds.
 # `python benchmarks/translation.py` trains the 2.3M-parameter `small` preset (3+3 layers,
 # d_model 128, 4 heads) on all 26,237 training pairs and scores the 1,383 test sentences.
 # Its 45-minute run (41.5 minutes of training, 3,950 steps, 2-core CPU, one BLAS thread) gave:
@@ -409,7 +410,8 @@ print(f"RESULT test_bleu = {bleu.score:.2f}")
 # first character 我 attends to "I", 吃 to "ate" and the next ones to "meat". The tiny model
 # here aligns at most partly: the rows below say how peaked each one is. In fast mode (20 steps)
 # they are close to uniform, like the reversing model before training; after the 150 steps of
-# full mode FULL_ALIGN (punctuation is the easiest to align).
+# full mode the row for 。 puts 0.83 on "." while the others stay below 0.4
+# (punctuation is the easiest to align).
 
 # %%
 amap = translator.attention(examples[0])
@@ -418,7 +420,9 @@ rows = amap.weights[-1].mean(axis=0)  # last layer, heads averaged: (T, S)
 print(np.round(rows, 2))
 for t, token in enumerate(amap.target_tokens):
     s_best = int(rows[t].argmax())
-    print(f"  y{t + 1} = {token!r}: largest weight {rows[t, s_best]:.2f} on {amap.source_tokens[s_best]!r}")
+    print(
+        f"  y{t + 1} = {token!r}: largest weight {rows[t, s_best]:.2f} on {amap.source_tokens[s_best]!r}"
+    )
 fig = amap.plot(os.path.join(OUT, "09_cross_attention.png"))  # rows y1, y2, ... without a CJK font
 show(fig)
 print("saved", os.path.join(OUT, "09_cross_attention.png"))
