@@ -53,10 +53,10 @@ import numpy as np
 
 import numtrans as nt
 from numtrans.data import load_corpus
-from numtrans.models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
-from numtrans.optim import Adam
 from numtrans.functional.attention import causal_mask
 from numtrans.metrics import corpus_bleu
+from numtrans.models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from numtrans.optim import Adam
 from numtrans.translation import BucketBatcher, Translator, reference_streams, split_pairs
 from numtrans.translation.data import make_dataset, make_tokenizers
 from numtrans.translation.train import build, make_config, train_model
