@@ -269,14 +269,9 @@ show_top("top-p = 0.9", probs(filter_top_p(logits[None], 0.9)[0]))
 # %%
 n_new = 80 if FAST else 300
 start = np.array([[tokenizer.encode("\n")[0]]])
-settings = [
-    {"temperature": 0.0},
-    {"temperature": 0.5},
-    {"temperature": 1.0},
-    {"temperature": 1.5},
-    {"temperature": 1.0, "top_k": 10},
-    {"temperature": 1.0, "top_p": 0.9},
-]
+settings = [{"temperature": 0.0}, {"temperature": 0.5}, {"temperature": 1.0},
+            {"temperature": 1.5}, {"temperature": 1.0, "top_k": 10},
+            {"temperature": 1.0, "top_p": 0.9}]  # fmt: skip
 for kw in settings:
     out = generate(model, start, n_new, rng=7, **kw)
     label = ", ".join(f"{k}={v}" for k, v in kw.items())
@@ -362,7 +357,7 @@ from matplotlib.figure import Figure  # noqa: E402  (no pyplot: nothing kept ope
 rows = (H + 1) // 2
 fig = Figure(figsize=(12, 6 * rows), layout="constrained")
 for h, ax in enumerate(fig.subplots(rows, 2, squeeze=False).flat):
-    if h >= H:
+    if h >= H:  # an odd number of heads leaves one panel empty
         ax.axis("off")
         continue
     image = ax.imshow(maps[layer, h], cmap="viridis", vmin=0, vmax=1)
@@ -374,13 +369,8 @@ fig.colorbar(image, ax=fig.axes, shrink=0.6, label="attention weight")
 fig.suptitle(f"layer {layer}, every head, after {max_steps} training steps")
 fig.savefig(os.path.join(OUT, "06_attention_layer.png"), dpi=80)
 show(fig)
-fig = plot_attention(
-    maps[layer, head],
-    chars,
-    path=os.path.join(OUT, "06_attention_head.png"),
-    title=f"layer {layer}, head {head}",
-)
-show(fig)
+path = os.path.join(OUT, "06_attention_head.png")
+show(plot_attention(maps[layer, head], chars, path=path, title=f"layer {layer}, head {head}"))
 print("saved", os.path.join(OUT, "06_attention_layer.png"), "and 06_attention_head.png")
 
 # %% [markdown]

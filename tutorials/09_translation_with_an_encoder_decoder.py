@@ -39,11 +39,9 @@
 # position; the tiny translation model's validation loss is `RESULT val_loss = 4.157 ± 0.05` and
 # its test BLEU `RESULT test_bleu = 0.95 ± 0.5`.
 #
-# Chinese labels in the figures need a CJK font. With none installed (matplotlib's own fonts
-# have no Chinese), the cross-attention rows are numbered y1, y2, ... and the characters are
-# printed beside them. On Debian/Ubuntu `apt install fonts-noto-cjk` (then
-# `rm -rf ~/.cache/matplotlib` so matplotlib sees it); `numtrans.translation.translate.cjk_font`
-# finds Noto Sans CJK, WenQuanYi, SimHei, Microsoft YaHei or PingFang.
+# Chinese labels in the figures need a CJK font (`apt install fonts-noto-cjk`, then
+# `rm -rf ~/.cache/matplotlib`; `translate.cjk_font` also finds WenQuanYi, SimHei, YaHei or
+# PingFang). Without one the rows are numbered y1, y2, ... and the characters printed.
 
 # %%
 import os
@@ -54,6 +52,7 @@ import numpy as np
 import numtrans as nt
 from numtrans.data import load_corpus
 from numtrans.functional.attention import causal_mask
+from numtrans.generation.beam_search import greedy_search, length_penalty
 from numtrans.metrics import corpus_bleu
 from numtrans.models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
 from numtrans.optim import Adam
@@ -89,7 +88,7 @@ print("CJK font for the figures:", cjk_font() or "none (apt install fonts-noto-c
 # the cross-entropy of each next letter.
 
 # %%
-PAD, BOS, EOS = 0, 1, 2
+BOS, EOS = 1, 2  # and 0 = padding
 LETTERS = "abcdefghij"  # ids 3..12
 V_REV = 3 + len(LETTERS)
 
@@ -109,7 +108,7 @@ def reverse_batch(B, rng):
 nt.manual_seed(0)
 rev = Seq2SeqTransformer(Seq2SeqConfig(
     src_vocab_size=V_REV, tgt_vocab_size=V_REV, d_model=32, nhead=2, num_encoder_layers=2,
-    num_decoder_layers=2, dim_feedforward=64, dropout=0.0, max_len=16,
+    num_decoder_layers=2, dim_feedforward=64, dropout=0.0, max_len=32,
 ))  # fmt: skip
 rev_opt = Adam(rev.parameters(), lr=3e-3, betas=(0.9, 0.98))
 rev_rng = np.random.default_rng(0)
@@ -123,27 +122,10 @@ for step in range(1, 301):
     if step % 50 == 0:
         print(f"step {step:3d} | loss {loss.item():.3f} | {time.perf_counter() - t0:4.1f} s")
 rev.eval()
-
-
-def greedy_reverse(src):
-    """Greedy decoding of a (1, S) source, without a cache: the whole prefix each step."""
-    out = [BOS]
-    with nt.no_grad():
-        memory = rev.encode(src)
-        for _ in range(src.shape[1] + 1):
-            logits = rev.decode(np.array([out]), memory, src == PAD)
-            out.append(int(logits.data[0, -1].argmax()))
-            if out[-1] == EOS:
-                break
-    return out[1:-1] if out[-1] == EOS else out[1:]
-
-
-test_src, _, test_lab = reverse_batch(100, np.random.default_rng(1))
-correct = 0
-for b in range(100):
-    n = int((test_src[b] >= 3).sum())
-    correct += greedy_reverse(test_src[b : b + 1, : n + 1]) == test_lab[b, :n].tolist()
-print(f"RESULT reverse_exact_match = {correct / 100:.2f}")
+test_src, _, test_lab = reverse_batch(100, np.random.default_rng(1))  # 100 new strings
+hyps = greedy_search(rev, test_src, BOS, EOS, max_new_tokens=10)  # section 4 explains it
+correct = [h[0].tokens == lab[lab >= 3].tolist() for h, lab in zip(hyps, test_lab)]
+print(f"RESULT reverse_exact_match = {np.mean(correct):.2f}")
 
 # %% [markdown]
 # The cross-attention of the last decoder layer on one new string (`cross_attention_weights`
@@ -157,7 +139,8 @@ demo_in = np.array([[BOS] + demo[0, :n][::-1].tolist()])  # <bos> g f e d c b a
 weights = rev.cross_attention_weights(demo, demo_in)  # (L, 1, H, T, S)
 last = weights[-1, 0].mean(axis=0)  # heads averaged: (T, S)
 mirror = last[np.arange(n), n - 1 - np.arange(n)]  # weight on the mirrored position, per row
-print("output 'gfedcba' from 'abcdefg':", "".join(LETTERS[i - 3] for i in greedy_reverse(demo)))
+out = greedy_search(rev, demo, BOS, EOS, max_new_tokens=10)[0][0].tokens
+print("'abcdefg' ->", "".join(LETTERS[i - 3] for i in out))
 print("weight on the mirrored source letter, row by row:", np.round(mirror, 2))
 print(f"RESULT reverse_alignment = {mirror.mean():.2f}")
 src_labels = list("abcdefg") + ["<eos>"]
@@ -172,8 +155,8 @@ show(fig)
 # A row is labelled "input → output": the query reads `<bos>` + the letters written so far and
 # writes the next one, so row 0, `<bos>→g`, looks at "g". The printed weights show how sharp it
 # is after 300 steps (about half the weight of a row on the right letter, the rest on its
-# neighbours); longer training sharpens it further. Translation needs the same mechanism with a much harder, soft
-# and reordered alignment between English words and Chinese characters.
+# neighbours); longer training sharpens it further. Translation needs the same mechanism with
+# a much harder, soft and reordered alignment between English words and Chinese characters.
 #
 # ## 1. The data
 #
@@ -224,10 +207,8 @@ print("special tokens, ids 0-3 on both sides:", src_tok.tokens[:4], tgt_tok.toke
 # forcing": it reads the reference, shifted right by one).
 
 # %%
-datasets = {
-    "train": make_dataset(train, src_tok, tgt_tok, max_length=32),
-    "val": make_dataset(valid, src_tok, tgt_tok, max_length=32),
-}
+datasets = {"train": make_dataset(train, src_tok, tgt_tok, max_length=32),
+            "val": make_dataset(valid, src_tok, tgt_tok, max_length=32)}  # fmt: skip
 ex = datasets["train"][7]
 print("src_ids:", ex["src_ids"], "\ntgt_ids:", ex["tgt_ids"], "\nlabels: ", ex["labels"])
 
@@ -268,12 +249,8 @@ short, long = int(np.argmin(lengths)), int(np.argmax(lengths))
 two = batcher.collate([datasets["train"][short], datasets["train"][long]])
 src_real = two["src_mask"][0].astype(bool)  # the short sentence, padded to the long one
 tgt_real = two["tgt_mask"][0].astype(bool)
-print(
-    "source:",
-    src_tok.decode(two["src_ids"][0][src_real].tolist()),
-    "| padded source ids:",
-    two["src_ids"][0],
-)
+print("source:", src_tok.decode(two["src_ids"][0][src_real].tolist()),
+      "| padded source ids:", two["src_ids"][0])  # fmt: skip
 S, T = len(src_real), len(tgt_real)
 masks = {
     "source padding": src_real,
@@ -299,18 +276,12 @@ print(masks["decoder causal"].astype(int))
 # lr = f · d^-0.5 · min(s^-0.5, s · warmup^-1.5): a linear warm-up, then a slow decay.
 
 # %%
-cfg = make_config(
-    "tiny",
-    {
-        "max_steps": 20 if FAST else 150,
-        "warmup_steps": 10 if FAST else 40,
-        "lr_factor": 0.25,  # peak lr = 0.25 / sqrt(64 * warmup): 1e-2 (FAST) or 5e-3
-        "log_interval": 5 if FAST else 25,
-        "eval_interval": 20 if FAST else 75,
-        "eval_batches": 2,
-        "progress": False,
-    },
-)
+cfg = make_config("tiny", {
+    "max_steps": 20 if FAST else 150, "warmup_steps": 10 if FAST else 40,
+    "lr_factor": 0.25,  # peak lr = 0.25 / sqrt(64 * warmup): 1e-2 (FAST) or 5e-3
+    "log_interval": 5 if FAST else 25, "eval_interval": 20 if FAST else 75,
+    "eval_batches": 2, "progress": False,
+})  # fmt: skip
 model, optimizer, scheduler = build(cfg, src_tok.vocab_size, tgt_tok.vocab_size)
 print(f"{model.num_parameters():,} parameters")
 steps = np.arange(1, cfg.max_steps + 1)
@@ -354,8 +325,6 @@ for text, g, b in zip(examples, greedy, beam):
 # default), and reports the score:
 
 # %%
-from numtrans.generation.beam_search import length_penalty  # noqa: E402
-
 print("3-best for", repr(examples[0]), "(beam 4, alpha 1.0)")
 for h in translator.search(examples[:1], beam_size=4, alpha=1.0, n_best=3)[0]:
     lp = length_penalty(len(h.tokens) + h.finished, 1.0)  # + 1 for <eos>
