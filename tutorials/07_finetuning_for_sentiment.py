@@ -29,9 +29,10 @@
 # 4. evaluation: the confusion matrix, precision, recall and F1, computed by hand and by
 #    `numtrans.metrics`.
 #
-# Full mode took 1 min 57 s on a busy 2-core CPU (one run, load average 7-9); `NUMTRANS_TUTORIAL_FAST=1` takes a few seconds, on
-# a subset and with a few steps, so its small BERT learns next to nothing (it predicts one
-# class for everything). The same steps on the command line:
+# Full mode took 1 min 57 s on a busy 2-core CPU (one run, load average 7-9);
+# `NUMTRANS_TUTORIAL_FAST=1` takes a few seconds, on a subset and with a few steps, so its small
+# BERT learns next to nothing (it predicts one class for everything). The same steps on the command
+# line:
 #
 # ```
 # numtrans pretrain-mlm --data uci_sentiment --out runs/mlm
@@ -39,17 +40,17 @@
 # numtrans evaluate --model runs/clf --data test.tsv --confusion-matrix cm.png
 # ```
 #
-# **What it prints** (seeded). Full mode (one run): bag of words 0.825, MLM validation loss
-# 6.112 against a unigram entropy of 6.10, fine-tuned accuracy 0.707 (macro-F1 0.706), regression
-# MSE 0.219 (a constant scores 0.250; thresholded, its scores are 0.667 accurate). Fast mode, checked by
+# **What it prints** (seeded). Full mode (one run): bag of words 0.825, MLM validation loss 6.112
+# against a unigram entropy of 6.10, fine-tuned accuracy 0.707 (macro-F1 0.706), regression MSE
+# 0.219 (a constant scores 0.250; thresholded, its scores are 0.667 accurate). Fast mode, checked by
 # `tests/test_tutorials.py`: bag-of-words accuracy `RESULT bow_accuracy = 0.725`; the hand-written
 # MLM loss equals the library's, `RESULT mlm_by_hand_minus_library = 0 ± 1e-4`, and so does the
-# classification loss, `RESULT clf_by_hand_minus_library = 0 ± 1e-4`; the unigram entropy of
-# the masked tokens `RESULT unigram_entropy = 5.96` nats against the MLM validation loss
+# classification loss, `RESULT clf_by_hand_minus_library = 0 ± 1e-4`; the unigram entropy of the
+# masked tokens `RESULT unigram_entropy = 5.96` nats against the MLM validation loss
 # `RESULT mlm_val_loss = 6.795 ± 0.02`; the fine-tuned classifier's accuracy
 # `RESULT finetuned_accuracy = 0.550 ± 0.03` (the share of the majority class: it has learned
-# nothing yet); the regression model's test MSE `RESULT regression_mse = 0.259 ± 0.01` (no
-# better than always predicting the mean label, 0.248, after 10 steps).
+# nothing yet); the regression model's test MSE `RESULT regression_mse = 0.259 ± 0.01` (no better
+# than always predicting the mean label, 0.248, after 10 steps).
 
 # %%
 import os
@@ -266,8 +267,9 @@ print(f"classification loss by hand {clf_by_hand:.4f}, F.cross_entropy {clf_loss
       f"(ln 2 = {np.log(2):.4f})")  # fmt: skip
 print(f"RESULT clf_by_hand_minus_library = {clf_by_hand - clf_loss.item():.1e}")
 clf_loss.backward()  # reaches the head *and* every encoder weight: both are fine-tuned
-print(f"gradient norms: head {np.linalg.norm(head.weight.grad):.3f}, encoder's first "
-      f"attention {np.linalg.norm(body.encoder.layer[0].attention.self.query.weight.grad):.1e}")  # fmt: skip
+query_grad = body.encoder.layer[0].attention.self.query.weight.grad
+print(f"gradient norms: head {np.linalg.norm(head.weight.grad):.3f}, "
+      f"encoder's first query matrix {np.linalg.norm(query_grad):.1e}")  # fmt: skip
 body.zero_grad()
 
 # %% [markdown]

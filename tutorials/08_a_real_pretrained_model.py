@@ -117,7 +117,8 @@ for text in ["Tokenization is unaffable!", "Héllo, naïve café façade", "北�
     print(f"{text!r:32} -> {tok.tokenize(text)}")
 cjk = [t for t in tok.tokens if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
 print(
-    f"{len(cjk)} of {tok.vocab_size:,} vocabulary entries are Chinese characters, e.g. {''.join(cjk[:20])}"
+    f"{len(cjk)} of {tok.vocab_size:,} vocabulary entries are Chinese characters, "
+    f"e.g. {''.join(cjk[:20])}"
 )
 print(f"RESULT unk_in_beijing_welcomes_you = {tok.tokenize('北京欢迎你').count('[UNK]')}")
 print(f"RESULT cjk_characters_in_vocab = {len(cjk)}")
@@ -155,18 +156,15 @@ else:
     emb = mean_pool(out.last_hidden_state, batch["attention_mask"]).numpy()
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     print("reference:", str(ref["versions"]))
-    print("token ids identical:", np.array_equal(batch["input_ids"], ref["input_ids"]))
-    print(f"max |hidden state difference| at real tokens: "
-          f"{np.abs(hidden[real] - ref['last_hidden_state'][real]).max():.1e}")  # fmt: skip
-    print(f"min cosine(numtrans, sentence-transformers): "
-          f"{np.sum(emb * ref['embeddings'], axis=1).min():.7f}")  # fmt: skip
-    print(
-        f"RESULT token_ids_identical = {int(np.array_equal(batch['input_ids'], ref['input_ids']))}"
-    )
-    print(
-        f"RESULT max_hidden_difference = {np.abs(hidden[real] - ref['last_hidden_state'][real]).max():.1e}"
-    )
-    print(f"RESULT min_embedding_cosine = {np.sum(emb * ref['embeddings'], axis=1).min():.7f}")
+    same_ids = np.array_equal(batch["input_ids"], ref["input_ids"])
+    hidden_diff = np.abs(hidden[real] - ref["last_hidden_state"][real]).max()
+    cosine = np.sum(emb * ref["embeddings"], axis=1).min()
+    print("token ids identical:", same_ids)
+    print(f"max |hidden state difference| at real tokens: {hidden_diff:.1e}")
+    print(f"min cosine(numtrans, sentence-transformers): {cosine:.7f}")
+    print(f"RESULT token_ids_identical = {int(same_ids)}")
+    print(f"RESULT max_hidden_difference = {hidden_diff:.1e}")
+    print(f"RESULT min_embedding_cosine = {cosine:.7f}")
 
 # %% [markdown]
 # ## Attention maps

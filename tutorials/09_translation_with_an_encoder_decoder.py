@@ -31,13 +31,13 @@
 # learns a few frequent phrases, not Chinese. What a model trained for 45 minutes reaches is
 # shown at the end (`benchmarks/translation.py`).
 #
-# **What it prints** (seeded). Full mode (one run, 44 s on a busy 2-core CPU): the same
-# reversing numbers, translation validation loss 3.260 after 150 steps, test BLEU 7.71. Fast mode, checked by
-# `tests/test_tutorials.py`: the reversing model gets `RESULT reverse_exact_match = 0.95 ± 0.04`
-# of 100 new sequences exactly right and its cross-attention puts on average
+# **What it prints** (seeded). Full mode (one run, 44 s on a busy 2-core CPU): the same reversing
+# numbers, translation validation loss 3.260 after 150 steps, test BLEU 7.71. Fast mode, checked by
+# `tests/test_tutorials.py`: the reversing model gets `RESULT reverse_exact_match = 0.95 ± 0.04` of
+# 100 new sequences exactly right and its cross-attention puts on average
 # `RESULT reverse_alignment = 0.56 ± 0.05` of each output position's weight on the mirrored source
-# position; the tiny translation model's validation loss is `RESULT val_loss = 4.157 ± 0.05` and
-# its test BLEU `RESULT test_bleu = 0.95 ± 0.5`.
+# position; the tiny translation model's validation loss is `RESULT val_loss = 4.157 ± 0.05` and its
+# test BLEU `RESULT test_bleu = 0.95 ± 0.5`.
 #
 # Chinese labels in the figures need a CJK font (`apt install fonts-noto-cjk`, then
 # `rm -rf ~/.cache/matplotlib`; `translate.cjk_font` also finds WenQuanYi, SimHei, YaHei or
@@ -145,9 +145,9 @@ print("weight on the mirrored source letter, row by row:", np.round(mirror, 2))
 print(f"RESULT reverse_alignment = {mirror.mean():.2f}")
 src_labels = list("abcdefg") + ["<eos>"]
 tgt_labels = [f"{a}→{b}" for a, b in zip(["<bos>", *"gfedcba"], [*"gfedcba", "<eos>"])]
-fig = plot_attention(weights[-1, 0], src_labels, tgt_labels,
-                     path=os.path.join(OUT, "09_reverse_attention.png"),
-                     title="reversing: last decoder layer's cross-attention (trained 300 steps)")  # fmt: skip
+title = "reversing: last decoder layer's cross-attention (trained 300 steps)"
+path = os.path.join(OUT, "09_reverse_attention.png")
+fig = plot_attention(weights[-1, 0], src_labels, tgt_labels, path=path, title=title)
 show(fig)
 
 # %% [markdown]
@@ -389,9 +389,8 @@ rows = amap.weights[-1].mean(axis=0)  # last layer, heads averaged: (T, S)
 print(np.round(rows, 2))
 for t, token in enumerate(amap.target_tokens):
     s_best = int(rows[t].argmax())
-    print(
-        f"  y{t + 1} = {token!r}: largest weight {rows[t, s_best]:.2f} on {amap.source_tokens[s_best]!r}"
-    )
+    best = f"largest weight {rows[t, s_best]:.2f} on {amap.source_tokens[s_best]!r}"
+    print(f"  y{t + 1} = {token!r}: {best}")
 fig = amap.plot(os.path.join(OUT, "09_cross_attention.png"))  # rows y1, y2, ... without a CJK font
 show(fig)
 print("saved", os.path.join(OUT, "09_cross_attention.png"))
