@@ -321,8 +321,8 @@ for text, g, b in zip(examples, greedy, beam):
 # Beam search *ranks* by a length-normalised score, score = log P / lp with
 # lp = ((5 + |y|) / 6)^α and |y| the generated tokens including `<eos>`; `log_prob` above is the
 # raw sum of log-probabilities. So the same output has two numbers, and the score is the
-# smaller in size (lp > 1 for α > 0). `translate_nbest` uses the model's saved α (1.0 by
-# default), and reports the score:
+# smaller in size (lp > 1 for α > 0). `translate_nbest` reports only the score; `search` returns
+# both, here with α = 1.0 (the default a model is saved with):
 
 # %%
 print("3-best for", repr(examples[0]), "(beam 4, alpha 1.0)")
@@ -353,8 +353,8 @@ print(f"\ntiny model, {len(t_sources)} test sentences: {bleu}")
 print(f"RESULT test_bleu = {bleu.score:.2f}")
 
 # %% [markdown]
-# The tiny model scores a few BLEU points (7.71 in full mode, 0.95 in fast mode): it has seen
-# a few hundred short pairs for seconds.
+# The tiny model scores a few BLEU points in full mode (7.71) and about 1 in fast mode: it has
+# seen a few hundred short pairs for seconds.
 # `python benchmarks/translation.py` trains the 2.3M-parameter `small` preset (3+3 layers,
 # d_model 128, 4 heads) on all 26,237 training pairs and scores the 1,383 test sentences.
 # Its 45-minute run (41.5 minutes of training, 3,950 steps, 2-core CPU, one BLAS thread) gave:
