@@ -379,10 +379,11 @@ print("saved", os.path.join(OUT, "06_attention_layer.png"), "and 06_attention_he
 # (100 steps) every head looks back about 7.5-7.8 characters, which is what attention spread evenly
 # over the visible window gives ((T - 1) / 4 = 7.75 for T = 32): the heads have not specialised yet.
 # In the seeded full run (4 layers, 1,000 steps) layer 0's heads looked back 2.8-6.7 characters,
-# layers 1 and 2 held the most local heads (1.7 and 2.4 characters, mostly on the previous
-# character) and layer 3 was the least local (5.9-7.0). So "early layers are the most local", often
-# said of large models, is not something this small model shows. Local heads answer "what were the
-# last few characters?"; others spread out, e.g. to the previous space or newline.
+# layers 1 and 2 held the most local heads (1.7 and 2.4 characters, most of their weight on the
+# current and the previous character) and layer 3 was the least local (5.9-7.0). So "early layers
+# are the most local", often said of large models, is not something this small model shows. Local
+# heads answer "what were the last few characters?"; others spread out: in the full run's grid,
+# heads 1 and 3 of layer 2 put their weight on the last space, the start of the current word.
 #
 # **Where next.** `numtrans pretrain --preset shakespeare` runs nanoGPT's full 2,000-step
 # configuration with checkpoints (about 1.9 nats/char); `benchmarks/shakespeare_char.py`
