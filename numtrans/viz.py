@@ -156,8 +156,8 @@ def plot_attention(weights, x_tokens, y_tokens=None, path=None, title=None):
             cross-attention pass the decoder tokens here and the encoder tokens as x_tokens.
         title: figure title.
 
-    Returns a Figure with L * H heatmaps ("layer l, head h") and one shared colorbar, so
-    heads are comparable.
+    Returns a Figure with L * H heatmaps ("layer l, head h"), axes labelled key (columns) and
+    query (rows), and one shared colorbar, so heads are comparable.
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim not in (2, 3, 4):
@@ -187,6 +187,8 @@ def plot_attention(weights, x_tokens, y_tokens=None, path=None, title=None):
             elif w.ndim == 3:
                 ax.set_title(f"head {head}", fontsize=9)
     fig.colorbar(image, ax=axes, shrink=0.8)
+    fig.supxlabel("key (attended to)", fontsize=9)
+    fig.supylabel("query (attending)", fontsize=9)
     if title is not None:
         fig.suptitle(title)
     return _save(fig, path)

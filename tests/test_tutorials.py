@@ -1,13 +1,22 @@
-"""Every numbered tutorial runs top to bottom as a notebook (jupytext -> nbclient, fast mode).
+"""Every numbered tutorial runs top to bottom as a notebook (jupytext -> nbclient, fast mode),
+and prints the numbers its text says it prints.
 
 A notebook run covers what a script run does (the same cells, top to bottom) and more: no
 ``__file__``, the kernelspec in the jupytext header, and the figures displayed inline. So the
 tutorials are executed once, as notebooks, not twice.
+
+Stated numbers: a tutorial's Markdown names its key fast-mode results as
+```RESULT name = value``` or ```RESULT name = value ± tolerance``` (inside backticks), and its
+code prints each one as a line ``RESULT name = value``. Without a ``±`` the printed value must
+round to the stated one (a tolerance of half a unit in the stated last digit); the runs are
+seeded, so the tolerances are tight. The test checks both ways: every stated number is printed
+and within its tolerance, and every printed one is stated, so text and output cannot drift.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,10 +26,52 @@ TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 TIMEOUT_S = 120
 # tutorials that must save a figure (10 plots only with the C++ kernel)
 PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "14", "15"}
+# tutorials that must state (and print) at least one checked number
+STATES_RESULTS = {f"{n:02d}" for n in range(11)}
+
+NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+STATED = re.compile(rf"`RESULT (\w+) = ({NUMBER})(?: ± ({NUMBER}))?`")
+PRINTED = re.compile(rf"^RESULT (\w+) = ({NUMBER})\s*$", re.MULTILINE)
+PRINTED_IN_CODE = re.compile(r"RESULT (\w+) =")
+
+
+def half_unit(number: str) -> float:
+    """Half a unit in the last digit written: '2.484' -> 0.0005, '18' -> 0.5, '1e-12' -> 5e-13."""
+    mantissa, _, exponent = number.partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    return 0.5 * 10.0 ** (-decimals + (int(exponent) if exponent else 0))
+
+
+def stated_results(path: Path) -> dict[str, tuple[float, float]]:
+    """name -> (value, tolerance) from the Markdown cells of a tutorial."""
+    jupytext = pytest.importorskip("jupytext")
+    nb = jupytext.read(path)
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for name, value, tol in STATED.findall(cell.source):
+            assert name not in out, f"{path.name}: RESULT {name} is stated twice"
+            out[name] = (float(value), float(tol) if tol else half_unit(value))
+    return out
+
+
+def printed_in_code(path: Path) -> set[str]:
+    jupytext = pytest.importorskip("jupytext")
+    nb = jupytext.read(path)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    return set(PRINTED_IN_CODE.findall(code))
 
 
 def test_there_are_tutorials():
     assert TUTORIALS, "no tutorials/[0-9][0-9]_*.py found"
+
+
+def test_half_unit():
+    assert half_unit("2.484") == pytest.approx(0.0005)
+    assert half_unit("18") == 0.5
+    assert half_unit("1e-12") == pytest.approx(5e-13)
+    assert half_unit("0.5e-3") == pytest.approx(5e-5)
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
@@ -30,6 +81,18 @@ def test_header_names_a_kernel_and_no_file_global(path):
     assert "kernelspec:" in header and "name: python3" in header, f"{path.name}: no kernelspec"
     assert "__file__" not in text.replace('globals().get("__file__"', ""), (
         f"{path.name} uses __file__, which a notebook does not define"
+    )
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
+def test_stated_results_are_the_printed_ones(path):
+    """Without running: the names the text states are the names the code prints."""
+    stated, printed = set(stated_results(path)), printed_in_code(path)
+    if path.name[:2] in STATES_RESULTS:
+        assert stated, f"{path.name} states no `RESULT name = value` for fast mode"
+    assert stated == printed, (
+        f"{path.name}: stated but never printed {sorted(stated - printed)}; "
+        f"printed but not stated {sorted(printed - stated)}"
     )
 
 
@@ -57,7 +120,24 @@ def test_tutorial_runs_as_notebook(path, tmp_path, monkeypatch):
         pytest.fail(f"{path.name} failed as a notebook:\n{str(err)[-3000:]}")
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    if path.name[:2] in PLOTTING and "Skipping the rest" not in text:
+    skipped = "Skipping the rest" in text  # 08 without the MiniLM weights
+    if path.name[:2] in PLOTTING and not skipped:
         images = sum("image/png" in o.get("data", {}) for o in outputs)
         assert images >= 1, f"{path.name}: no figure was shown inline"
         assert list((tmp_path / "out").glob("*.png")), f"{path.name}: no PNG written"
+    if skipped:
+        return
+    printed = {}
+    for name, value in PRINTED.findall(text):
+        assert name not in printed, f"{path.name} printed RESULT {name} twice"
+        printed[name] = float(value)
+    stated = stated_results(path)
+    assert set(printed) == set(stated), (
+        f"{path.name}: stated {sorted(stated)}, printed {sorted(printed)}"
+    )
+    wrong = [
+        f"{name} = {printed[name]:g} (the text says {value:g} ± {tol:g})"
+        for name, (value, tol) in stated.items()
+        if not abs(printed[name] - value) <= tol * (1 + 1e-9)
+    ]
+    assert not wrong, f"{path.name} printed numbers its text does not state: " + "; ".join(wrong)

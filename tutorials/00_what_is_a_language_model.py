@@ -31,9 +31,12 @@
 # a model with perplexity 10 is as unsure as a fair choice among 10 tokens at every step.
 #
 # This lesson builds the simplest real language models by counting, on the bundled Tiny
-# Shakespeare (1.1 M characters), and measures them. Key numbers this lesson prints (the same
-# in fast and full mode, since counting takes a second): uniform perplexity 65.00, unigram
-# perplexity 28.43, bigram validation NLL 2.484 nats/char, bigram perplexity 11.99.
+# Shakespeare (1.1 M characters), and measures them.
+#
+# **What it prints** (the same in fast and full mode: counting takes a second; the `RESULT`
+# lines are checked by `tests/test_tutorials.py`): `RESULT uniform_perplexity = 65.00`,
+# `RESULT unigram_perplexity = 28.43`, `RESULT bigram_nll = 2.484` nats/char on the validation
+# text and `RESULT bigram_perplexity = 11.99`.
 
 # %%
 import os
@@ -87,6 +90,8 @@ counts1 = np.bincount(train, minlength=V) + 1.0  # +1: no character gets probabi
 p1 = counts1 / counts1.sum()  # (V,)
 nll1 = -np.log(p1[val])  # (N_val,) one NLL per validation character
 print(f"unigram: NLL {nll1.mean():.3f} nats/char, perplexity {perplexity(nll1):.2f}")
+print(f"RESULT uniform_perplexity = {perplexity(np.log(V)):.2f}")
+print(f"RESULT unigram_perplexity = {perplexity(nll1):.2f}")
 
 # %% [markdown]
 # ## Model 2: bigram (one character of context)
@@ -104,6 +109,8 @@ np.add.at(C, (train[:-1], train[1:]), 1.0)
 P2 = (C + alpha) / (C + alpha).sum(axis=1, keepdims=True)  # (V, V), rows sum to 1
 nll2 = -np.log(P2[val[:-1], val[1:]])  # (N_val - 1,)
 print(f"bigram:  NLL {nll2.mean():.3f} nats/char, perplexity {perplexity(nll2):.2f}")
+print(f"RESULT bigram_nll = {nll2.mean():.3f}")
+print(f"RESULT bigram_perplexity = {perplexity(nll2):.2f}")
 following = P2[tokenizer.encode("q")[0]]
 top = np.argsort(following)[::-1][:3]
 print("after 'q':", ", ".join(f"{tokenizer.decode([int(i)])!r} {following[i]:.2f}" for i in top))

@@ -23,6 +23,11 @@
 #
 # In this tutorial we build a computation, backpropagate through it, look at the graph it
 # recorded, check the gradients with finite differences, and fit a tiny model by gradient descent.
+#
+# **What it prints** (seeded; the `RESULT` lines are checked by `tests/test_tutorials.py` in fast
+# mode): the gradient $\partial f / \partial a_0$ `RESULT df_da0 = 1.8949`, and the training loss
+# of the small fit after 300 steps in fast mode, `RESULT fit_loss = 0.0765 ± 0.001` (after 2,000
+# steps in full mode: 0.0025).
 
 # %%
 import os
@@ -81,6 +86,7 @@ by_hand_b = (1 - np.tanh(p) ** 2) * a.data
 print("a.grad  ", a.grad, "\nby hand ", by_hand_a)
 print("b.grad  ", b.grad, "\nby hand ", by_hand_b)
 assert np.allclose(a.grad, by_hand_a, atol=1e-6) and np.allclose(b.grad, by_hand_b, atol=1e-6)
+print(f"RESULT df_da0 = {a.grad[0]:.4f}")
 
 # %% [markdown]
 # Gradients **accumulate** into `.grad` (as in PyTorch): a second backward adds to it. This is what
@@ -229,6 +235,7 @@ for step in range(steps + 1):
 
 assert losses[-1] < 0.25 * losses[0], "the loss should fall"
 print(f"loss fell from {losses[0]:.4f} to {losses[-1]:.4f}")
+print(f"RESULT fit_loss = {losses[-1]:.4f}")
 
 # %% [markdown]
 # The loss falls steadily. Everything a deep-learning framework does during training is this loop,
@@ -250,10 +257,9 @@ if plt is not None:
         left.plot(xs, ys, ".", label="data")
         left.plot(xs, model(X).numpy(), label="model")
     left.legend()
-    left.set_title("fit")
+    left.set(xlabel="x", ylabel="y", title="fit to sin(2x) + noise")
     right.semilogy(losses)
-    right.set_xlabel("step")
-    right.set_title("training loss")
+    right.set(xlabel="gradient-descent step", ylabel="MSE loss (log scale)", title="training loss")
     fig.tight_layout()
     path = os.path.join(out_dir, "01_autograd.png")
     fig.savefig(path)

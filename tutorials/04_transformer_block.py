@@ -29,7 +29,14 @@
 # | $x = \mathrm{LN}(x + \mathrm{FFN}(x))$  | $x = x + \mathrm{FFN}(\mathrm{LN}(x))$  |
 #
 # We follow one batch through an encoder layer printing the shape at every step, rebuild the
-# layer by hand, compare the two norm orders, and then look at the decoder layer.
+# layer by hand, compare the two norm orders, and then look at the decoder layer. The layers are
+# freshly initialised (random weights, nothing trained): the point is the data flow.
+#
+# **What it prints** (seeded; the `RESULT` lines are checked by `tests/test_tutorials.py`, and
+# there is no fast/full difference): through 12 feed-forward networks the gradient reaching the
+# input has norm `RESULT grad_norm_residual = 10.69` with residual connections and
+# `RESULT grad_norm_plain = 3.5e-07` without; after 8 pre-norm layers the residual stream's
+# standard deviation has grown to `RESULT prenorm_std_layer_8 = 2.415` (post-norm keeps it at 1).
 
 # %%
 import os
@@ -108,6 +115,7 @@ print("per-position mean:", out.data[0].mean(-1), "\nper-position var: ", out.da
 
 # %%
 ffns = [nn.FeedForward(C, FF, dtype=np.float64) for _ in range(12)]
+norms = {}
 for residual in (True, False):
     inp = nt.randn(1, T, C, dtype=np.float64, requires_grad=True)
     z = inp
@@ -115,6 +123,9 @@ for residual in (True, False):
         z = z + ffn(z) if residual else ffn(z)
     z.sum().backward()
     print(f"residual={residual!s:5}: |d sum(out) / d input| = {np.linalg.norm(inp.grad):.3e}")
+    norms[residual] = np.linalg.norm(inp.grad)
+print(f"RESULT grad_norm_residual = {norms[True]:.2f}")
+print(f"RESULT grad_norm_plain = {norms[False]:.1e}")
 
 # %% [markdown]
 # ## 3. Post-norm versus pre-norm
@@ -137,6 +148,7 @@ for norm_first in (False, True):
         z = lyr(z)
         stds.append(z.data.std())
     print(f"norm_first={norm_first!s:5}: std of the stream after each layer", np.array(stds))
+print(f"RESULT prenorm_std_layer_8 = {stds[-1]:.3f}")
 
 # %% [markdown]
 # ## 4. The decoder layer
@@ -159,12 +171,13 @@ ca, ca_w = dec.multihead_attn(tgt, memory, memory)
 print("self-attention weights ", sa_w.shape, "(target x target, causal)")
 print("cross-attention weights", ca_w.shape, "(target x source)")
 if viz is not None:
-    fig = viz.plot_attention(sa_w.data[0], tgt_tokens, title="decoder self-attention (causal)",
-                       path=os.path.join(OUT, "04_decoder_self.png"))  # fmt: skip
+    # Short lines: the figure is only as wide as its four tokens.
+    fig = viz.plot_attention(sa_w.data[0], tgt_tokens, title="decoder self-attn\n(causal, random)",
+                             path=os.path.join(OUT, "04_decoder_self.png"))  # fmt: skip
     show(fig)
     path = os.path.join(OUT, "04_cross_attention.png")
     fig = viz.plot_attention(
-        ca_w.data[0], src_tokens, tgt_tokens, title="cross-attention", path=path
+        ca_w.data[0], src_tokens, tgt_tokens, title="cross-attention\n(random weights)", path=path
     )
     show(fig)
     print("saved", path)

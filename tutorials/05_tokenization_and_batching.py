@@ -23,6 +23,14 @@
 # 4. causal-LM windows, padding and attention masks, BERT's masked-LM masking.
 #
 # Everything runs offline in a few seconds (`NUMTRANS_TUTORIAL_FAST=1` shrinks it further).
+#
+# **What it prints** (deterministic; the `RESULT` lines are checked by `tests/test_tutorials.py`
+# in fast mode): the English sentence is `RESULT bpe_ids_en = 15` byte-BPE ids and
+# `RESULT wordpiece_ids_en = 16` WordPiece ids; the Four-Books BPE learns its first two-character
+# token at `RESULT first_two_char_merge = 18` (28 in full mode, which trains on twice the text);
+# a word vocabulary with `min_freq=2` leaves `RESULT unk_percent_min_freq_2 = 12.2` % of the
+# validation words unknown; BERT's masking chooses `RESULT mlm_chosen_percent = 15.0` % of the
+# tokens and turns `RESULT mlm_masked_percent = 79.8` % of those into `[MASK]`.
 
 # %%
 import os
@@ -130,6 +138,8 @@ for name, tok in tokenizers:
         shown = " · ".join(pieces(tok, text))
         rows.append((name, tok.vocab_size, len(ids), shown[:70]))
 table(["tokenizer", "vocab", "#ids", "pieces"], rows)
+print(f"RESULT bpe_ids_en = {len(bpe_tok.encode(en))}")
+print(f"RESULT wordpiece_ids_en = {len(wp_tok.encode(en))}")
 
 # %% [markdown]
 # The char tokenizer needs one id per character. The word tokenizer is shortest on English
@@ -138,9 +148,9 @@ table(["tokenizer", "vocab", "#ids", "pieces"], rows)
 # token, rarer ones a few pieces, and BPE has learned whole Chinese characters (3 bytes
 # each) from the Four Books in its training text. All four decode back:
 # exactly for char and BPE, up to spacing for word (which joins with spaces), and for WordPiece
-# up to case, accents *and spacing*: it splits off punctuation, so "wasn't" comes back as
-# "wasn ' t". In the table above BPE shows some Chinese characters as `<hex>` byte pieces
-# (时, 习): characters too rare in its training text to earn a merge stay as their UTF-8 bytes.
+# up to case, accents *and spacing*: it splits off punctuation and joins every piece with a
+# space, so "wasn't" comes back as "wasn ' t" and "again!" as "again !". (Hugging Face's BERT
+# decoder tidies some of this with rules; the information is lost either way.)
 
 # %%
 table(
@@ -175,11 +185,26 @@ table(["rank", "left", "right", "merged"], merge_rows)
 first_char = next(r for r, (a, b) in enumerate(sishu_bpe.merges) if len(a + b) == 3)
 first_word = next(r for r, (a, b) in enumerate(sishu_bpe.merges) if len(a + b) >= 6)
 print(f"first whole character at merge {first_char}, first two-character token at {first_word}")
+print(f"RESULT first_two_char_merge = {first_word}")
 sample = "子曰：学而时习之"
 table(
     ["text", "UTF-8 bytes", "BPE tokens"],
     [(sample, len(sample.encode()), " · ".join(pieces(sishu_bpe, sample)))],
 )
+for char in "时习":
+    print(
+        f"{char}: UTF-8 {char.encode().hex(' ')}, seen {sishu.count(char)} times in the Four Books"
+    )
+
+# %% [markdown]
+# With only 300 merges, 子曰 ("the Master said", the most frequent pair of characters) is one
+# token, but 时 and 习 are not: they come out as `<e6 97> · <b6>` and `<e4 b9> · <a0>`, a merged
+# pair of leading bytes plus a single byte. Each occurs only a handful of times (counted
+# above, in the whole text; the BPE saw only its first part), too rare to win one of 300 merges
+# against the pieces that thousands of characters share (the leading bytes of a Unicode block). The pieces are not characters and do not decode on their own, but
+# together they give back the exact bytes: byte-level BPE never needs an unknown token. The
+# larger BPE of the first table, trained on more text with 2,000 merges, has both as whole
+# characters.
 
 # %% [markdown]
 # ## Building a word vocabulary
@@ -198,6 +223,8 @@ for min_freq, max_size in [(1, None), (2, None), (5, None), (1, 500)]:
     )
     val_ids = np.concatenate([tok.encode(s) for s in val_sents])
     vocab_rows.append((min_freq, max_size, tok.vocab_size, f"{(val_ids == tok.unk_id).mean():.1%}"))
+    if (min_freq, max_size) == (2, None):
+        print(f"RESULT unk_percent_min_freq_2 = {100 * (val_ids == tok.unk_id).mean():.1f}")
 table(["min_freq", "max_size", "vocab size", "<unk> on validation"], vocab_rows)
 print("first ids:", list(enumerate(tok.tokens[:12])))
 
@@ -313,6 +340,8 @@ for b in range(2):
 big = np.random.default_rng(0).integers(5, wp_tok.vocab_size, size=(256, 128))
 m, lab = mask_tokens(big, wp_tok.token_to_id("[MASK]"), wp_tok.vocab_size, wp_tok.special_ids)
 chosen = lab != -100
+print(f"RESULT mlm_chosen_percent = {100 * chosen.mean():.1f}")
+print(f"RESULT mlm_masked_percent = {100 * (m[chosen] == wp_tok.token_to_id('[MASK]')).mean():.1f}")
 print(
     f"on 32,768 tokens: {chosen.mean():.1%} chosen; of those "
     f"{(m[chosen] == wp_tok.token_to_id('[MASK]')).mean():.1%} masked, "

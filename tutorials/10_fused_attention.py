@@ -28,6 +28,14 @@
 # This tutorial derives the trick that makes that possible, the *online softmax*, first in
 # NumPy, then times numtrans' C++ kernel (`numtrans.native`, source in
 # `csrc/cpu/attention_*.cpp`) against the NumPy path.
+#
+# **What it prints** (seeded; the `RESULT` lines are checked by `tests/test_tutorials.py` in fast
+# mode, and need no compiled kernel): the online softmax of one query matches the textbook one
+# to `RESULT online_max_difference = 0 ± 1e-12` with log-sum-exp `RESULT online_lse = 3.9971`,
+# and the tiled version to `RESULT tiled_max_difference = 0 ± 1e-12`. The timings depend on the
+# machine and are not checked: on the 2-core Xeon (AVX-512) this was written on, with one
+# thread, the native kernel was 3-6x faster than the NumPy path at N = 128-256 (fast mode) and
+# 5-8x at N = 256-2048 (full mode).
 
 # %%
 import os
@@ -102,6 +110,8 @@ s = (q @ k.T / 4.0)[0]
 row, lse = online_softmax_row(s, v)
 print("max |online - textbook| =", np.abs(row - attention_textbook(q, k, v)[0]).max())
 print("log-sum-exp:", lse, "=", np.log(np.exp(s).sum()))
+print(f"RESULT online_max_difference = {np.abs(row - attention_textbook(q, k, v)[0]).max():.1e}")
+print(f"RESULT online_lse = {lse:.4f}")
 
 # %% [markdown]
 # ## 2. Tiles: FlashAttention in NumPy
@@ -143,6 +153,7 @@ def flash_attention_numpy(q, k, v, block_q=32, block_k=32, causal=False):
 q, k, v = (rng.standard_normal((200, 16)) for _ in range(3))
 tiled, _ = flash_attention_numpy(q, k, v)
 print("tiled vs textbook:", np.abs(tiled - attention_textbook(q, k, v)).max())
+print(f"RESULT tiled_max_difference = {np.abs(tiled - attention_textbook(q, k, v)).max():.1e}")
 
 # %% [markdown]
 # (A query whose keys are *all* masked would give $m' = -\infty$ and $e^{-\infty - (-\infty)}$ =
