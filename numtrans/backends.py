@@ -224,8 +224,9 @@ def describe() -> str:
     """
     name = resolve("auto")
     if name == "numpy":
-        why = "" if is_available("cpu") else f" ({reason('cpu')})"
-        return f"attention: NumPy reference{why}; build the extension for the native kernel"
+        if is_available("cpu"):  # chosen: NUMTRANS_BACKEND=numpy or backends.use("numpy")
+            return "attention: NumPy reference (chosen; the native cpu kernel is built)"
+        return f"attention: NumPy reference ({reason('cpu')}); build the extension for the native kernel"
     if name == "cpu":
         isas = _build_info().get("cpu_attention_isas", "")
         best = _best_cpu_isa(isas.split(",") if isas else [])

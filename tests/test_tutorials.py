@@ -120,6 +120,7 @@ def test_tutorial_runs_as_notebook(path, tmp_path, monkeypatch):
         pytest.fail(f"{path.name} failed as a notebook:\n{str(err)[-3000:]}")
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    assert "attention: " in text, f"{path.name} does not say which code runs attention"
     skipped = "Skipping the rest" in text  # 08 without the MiniLM weights
     if path.name[:2] in PLOTTING and not skipped:
         images = sum("image/png" in o.get("data", {}) for o in outputs)

@@ -61,6 +61,10 @@ except ImportError:
     print('no matplotlib: the figure is skipped (pip install "numtrans[plot]")')
     HAVE_PLOT = False
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
 # %% [markdown]
 # ## Text as ids, and a held-out part
 #

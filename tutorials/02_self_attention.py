@@ -69,6 +69,11 @@ def show(fig):
         display(Image(buf.getvalue()))
 
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
+
 # %% [markdown]
 # ## 1. A sentence as vectors
 #

@@ -59,7 +59,10 @@ except ImportError:
     print('figures are skipped: pip install "numtrans[plot]" to draw them')
 
 
+from numtrans import backends  # noqa: E402
 from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
 
 # %% [markdown]
 # ## 1. `nn.MultiheadAttention`

@@ -62,6 +62,11 @@ def table(headers, rows):
         print(line(r))
 
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
+
 # %% [markdown]
 # ## The corpora
 #

@@ -57,8 +57,8 @@ from numtrans.generation.sampling import filter_top_k, filter_top_p
 from numtrans.metrics import perplexity
 from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.optim import AdamW, WarmupCosineLR, clip_grad_norm_, param_groups_for_weight_decay
-from numtrans.recipes.pretrain import make_batcher
 from numtrans.tokenizers import CharTokenizer
+from numtrans.training.pretrain_data import make_batcher
 from numtrans.viz import plot_attention, plot_history
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
@@ -73,7 +73,10 @@ except ImportError:
     raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
 
 
+from numtrans import backends  # noqa: E402
 from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
 
 # %% [markdown]
 # ## Characters to ids

@@ -76,7 +76,10 @@ except ImportError:
     raise SystemExit('this tutorial draws figures: pip install "numtrans[plot]"') from None
 
 
+from numtrans import backends  # noqa: E402
 from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
 
 # %% [markdown]
 # ## Loading a Hugging Face checkpoint

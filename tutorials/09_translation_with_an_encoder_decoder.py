@@ -76,6 +76,10 @@ from numtrans.viz import plot_attention, show  # noqa: E402  (show: a figure inl
 
 print("CJK font for the figures:", cjk_font() or "none (apt install fonts-noto-cjk)")
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
 # %% [markdown]
 # ## 0. A warm-up: learning to reverse
 #

@@ -68,6 +68,8 @@ except ImportError:
 
 from numtrans.viz import show  # a figure inline in a notebook; scripts only save the PNG
 
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
 # %% [markdown]
 # ## 1. The online softmax, derived step by step
 #

@@ -95,6 +95,10 @@ examples = read_squad(find_fixture("squad_tiny.json"))
 titles = sorted({ex.title for ex in examples})
 print(f"{len(examples)} questions on {len(titles)} paragraphs: {titles}")
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
 # %% [markdown]
 # ## Tokens that remember where they came from
 #

@@ -115,6 +115,10 @@ REFERENCE = row["summary"]
 print(f"license: {fixture['license']}")
 print(f"reference summary: {REFERENCE!r}")
 
+from numtrans import backends  # noqa: E402
+
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
+
 # %% [markdown]
 # ## Sentences
 #
