@@ -54,3 +54,17 @@ def test_bucket_batches_pad_with_ignore(tok):
     assert sum(int((b[1] != IGNORE_INDEX).sum()) for b in batches) == sum(
         int((e[1] != IGNORE_INDEX).sum()) for e in ex
     )
+
+
+def test_train_sft_lowers_the_masked_loss_of_a_base_model():
+    from numtrans.instruct.train import prepare_model, train_sft
+
+    base_tok = ByteBPETokenizer.train("is it good? positive negative " * 10, 270)
+    nt.manual_seed(0)
+    model = GPT(GPTConfig(block_size=32, vocab_size=base_tok.vocab_size, n_layer=1, n_head=2,
+                          n_embd=16))  # fmt: skip
+    assert prepare_model(model, base_tok) == 4 and model.config.vocab_size == base_tok.vocab_size
+    convs = [_msgs("is it good?", "positive"), _msgs("is it bad?", "negative")]
+    losses = train_sft(model, base_tok, convs, steps=30, batch_size=2, lr=1e-2)
+    assert len(losses) == 30 and losses[-1] < 0.5 * losses[0]
+    assert prepare_model(model, base_tok) == 0  # already a chat model: nothing changes

@@ -1,0 +1,63 @@
+"""Supervised fine-tuning (SFT): next-token cross-entropy on the assistant's tokens only.
+
+    for each step:  (input_ids (B, T), labels (B, T)) from the length-bucketed batches
+                    loss = mean over labels != IGNORE_INDEX of -log p(label | tokens before it)
+                    AdamW step, gradient norm clipped to 1.0
+
+The batches are cut once (:func:`numtrans.instruct.sft.bucket_batches`) and visited in a
+shuffled order, reshuffled every pass. :func:`prepare_model` turns a base GPT into a chat
+model: it registers the chat markers in the tokenizer and grows the token embedding to match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..optim import AdamW, clip_grad_norm_
+from .sft import bucket_batches, sft_example
+from .template import add_chat_tokens
+
+
+def prepare_model(model, tokenizer) -> int:
+    """Add the chat tokens to ``tokenizer`` and resize ``model``'s embedding; returns how many
+    tokens were new (0 for a model that is already a chat model)."""
+    added = add_chat_tokens(tokenizer)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        model.resize_token_embeddings(tokenizer.vocab_size)
+    return added
+
+
+def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
+              log=None, log_every=10, weight_decay=0.0):  # fmt: skip
+    """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
+
+    Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
+    """
+    if not conversations:
+        raise ValueError("train_sft needs at least one conversation")
+    block = model.config.block_size
+    examples = [sft_example(c, tokenizer, block) for c in conversations]
+    batches = bucket_batches(examples, batch_size, pad_id=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    order, pos, losses = rng.permutation(len(batches)), 0, []
+    model.train()
+    for step in range(1, steps + 1):
+        if pos == len(order):
+            order, pos = rng.permutation(len(batches)), 0
+        x, y = batches[order[pos]]
+        pos += 1
+        optimizer.zero_grad()
+        _, loss = model(x, y)
+        value = loss.item()
+        if not np.isfinite(value):
+            raise FloatingPointError(f"SFT step {step}: the loss is {value}")
+        loss.backward()
+        clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(value)
+        if log is not None and (step % log_every == 0 or step == steps):
+            log(step, value)
+    model.eval()
+    return losses
