@@ -88,7 +88,7 @@ def _info(args, extra) -> int:
 
 # numtrans/commands/<name>.py modules whose register(subparsers) adds their commands:
 # finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve,
-# qa (train-qa, answer), kb (index, search), summarize.
+# qa (train-qa, answer), kb (index, search), summarize, instruct (sft, dpo, chat).
 _COMMAND_MODULES = (
     "finetune",
     "translate",
@@ -96,6 +96,7 @@ _COMMAND_MODULES = (
     "qa",
     "kb",
     "summarize",
+    "instruct",
 )
 
 

@@ -98,6 +98,7 @@ def test_dpo_steps_raise_the_margin_and_leave_the_reference_alone(tiny):
     end = evaluate_preferences(model, ref, pairs, tok, beta=0.1)
     assert end["reward_margin"] > start["reward_margin"] + 0.05
     assert end["reward_accuracy"] == 1.0 and end["loss"] < start["loss"]
+    assert start["token_kl"] == pytest.approx(0.0, abs=1e-7) and end["token_kl"] > 1e-4
     assert logged == list(range(1, 9)) and {"kl", "reward_accuracy"} <= set(history[0])
     for k, v in ref.state_dict().items():
         np.testing.assert_array_equal(v, before_ref[k])

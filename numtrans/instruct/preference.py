@@ -13,7 +13,9 @@ Logged, as TRL logs them: the reward margin ``r_w - r_l`` (mean), the reward acc
 pairs with ``r_w > r_l``), and an implicit KL. The pairs are samples of the SFT model, which is
 the reference, so the mean over both answers of ``logp_ref(y) - logp_pi(y)`` estimates
 KL(pi_ref || pi) per sequence, in nats: 0 at the start, growing as the policy moves away
-(an estimate from a few samples: one batch's value can be slightly negative).
+(an estimate from a few samples: one batch's value can be negative). :func:`evaluate_preferences`
+also reports ``token_kl``, exact per position: the mean over response positions of
+KL(pi || pi_ref) = sum_v pi(v) (log pi(v) - log pi_ref(v)) given the same prefix, never < 0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..finetune.dpo import dpo_loss, sequence_logprobs
+from ..functional.activations import softmax_array
 from ..optim import AdamW, clip_grad_norm_
 from .sft import IGNORE_INDEX, sft_example
 
@@ -70,6 +73,19 @@ def dpo_step_stats(policy, reference, batch, beta: float):
     return loss, stats
 
 
+def token_kl(policy, reference, x, y) -> float:
+    """Mean over the response positions (labels != IGNORE_INDEX) of KL(pi || pi_ref), nats."""
+    with no_grad():
+        lp, _ = policy(x)
+        lr, _ = reference(x)
+    lp, lr = lp.data.astype(np.float64), lr.data.astype(np.float64)
+    log_p = np.log(np.maximum(softmax_array(lp), 1e-300))
+    log_r = np.log(np.maximum(softmax_array(lr), 1e-300))
+    kl = (np.exp(log_p) * (log_p - log_r)).sum(-1)  # (2B, T)
+    keep = y != IGNORE_INDEX
+    return float(kl[keep].mean()) if keep.any() else 0.0
+
+
 def evaluate_preferences(policy, reference, pairs, tokenizer, beta=0.1, batch_size=8):
     """Mean of the step statistics over ``pairs`` (weighted by batch size), no training."""
     policy.eval()
@@ -79,6 +95,7 @@ def evaluate_preferences(policy, reference, pairs, tokenizer, beta=0.1, batch_si
             chunk = pairs[start : start + batch_size]
             batch = preference_batch(chunk, tokenizer, policy.config.block_size)
             _, stats = dpo_step_stats(policy, reference, batch, beta)
+            stats["token_kl"] = token_kl(policy, reference, *batch)
             for k, v in stats.items():
                 totals[k] = totals.get(k, 0.0) + v * len(chunk)
             n += len(chunk)

@@ -61,3 +61,50 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
             log(step, value)
     model.eval()
     return losses
+
+
+def save_chat_model(model, tokenizer, directory: str, record: dict | None = None) -> None:
+    """``config.json`` + ``model.safetensors`` + ``tokenizer.json`` (+ ``record`` as
+    ``training.json``), every file written atomically."""
+    import json
+    import os
+
+    from ..io import atomic_write_text
+
+    model.save_pretrained(directory)
+    tokenizer.save(os.path.join(directory, "tokenizer.json"))  # temp file, then rename
+    if record is not None:
+        atomic_write_text(os.path.join(directory, "training.json"), json.dumps(record, indent=1))
+
+
+def load_base_model(directory: str, chat: bool = False):
+    """(GPT, ByteBPETokenizer) from a model directory; ``chat=True`` requires the chat tokens.
+
+    The chat markers must be single tokens, which only the byte-level BPE tokenizer can add:
+    a character-level model (``numtrans pretrain``) is refused with a one-line error.
+    """
+    import os
+
+    from ..models.gpt import GPT
+    from ..tokenizers import load as load_tokenizer
+    from ..tokenizers.bpe import ByteBPETokenizer
+    from .template import CHAT_TOKENS
+
+    path = os.path.join(directory, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no tokenizer.json in {directory}")
+    tokenizer = load_tokenizer(path)
+    if not isinstance(tokenizer, ByteBPETokenizer):
+        raise ValueError(
+            f"{path} is a {type(tokenizer).__name__}; chat markers need a byte-level BPE "
+            "tokenizer (ByteBPETokenizer)"
+        )
+    model = GPT.from_pretrained(directory)
+    if chat and not all(t in tokenizer.get_vocab() for t in CHAT_TOKENS):
+        raise ValueError(f"{directory} is not a chat model (no chat tokens): run `numtrans sft`")
+    if tokenizer.vocab_size != model.config.vocab_size and chat:
+        raise ValueError(
+            f"{path} has {tokenizer.vocab_size} tokens but the model has "
+            f"vocab_size={model.config.vocab_size}: they do not belong together"
+        )
+    return model, tokenizer
