@@ -28,11 +28,15 @@ def prepare_model(model, tokenizer) -> int:
 
 
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
-              log=None, log_every=10, weight_decay=0.0):  # fmt: skip
+              log=None, log_every=10, weight_decay=0.0, max_seconds=None):  # fmt: skip
     """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
 
     Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
+    ``max_seconds`` stops earlier, on the clock (a benchmark's time budget).
     """
+    import time
+
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     if not conversations:
         raise ValueError("train_sft needs at least one conversation")
     block = model.config.block_size
@@ -57,8 +61,11 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         clip_grad_norm_(params, 1.0)
         optimizer.step()
         losses.append(value)
-        if log is not None and (step % log_every == 0 or step == steps):
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if log is not None and (step % log_every == 0 or step == steps or out_of_time):
             log(step, value)
+        if out_of_time:
+            break
     model.eval()
     return losses
 
