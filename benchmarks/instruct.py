@@ -20,6 +20,24 @@ split (every reference of a sentence counts; greedy decoding for both models; BL
 (``LabeledData.split(0.1, seed=0)``, the split ``instruction_set`` leaves out). The
 format-following rate is the share of answers that end with ``<|end|>`` within 48 tokens
 (sentiment: and are exactly "positive" or "negative"; anything else counts as wrong).
+
+Measured with the defaults (Intel Xeon, AVX-512, 2 cores shared with other jobs, load 7-10,
+one BLAS thread; 6.6 min in all):
+
+| task (test split) | metric | GPT, SFT | GPT, SFT + DPO | specialist | format (SFT / DPO) |
+|---|---|---:|---:|---:|---:|
+| EN->ZH, 100 Tatoeba test sentences | BLEU (zh), greedy | 1.24 | 1.23 | 4.11 (encoder-decoder) | 0.99 / 1.00 |
+| sentiment, 300 held out | accuracy | 0.457 | 0.457 | 0.803 (bag of words) | 1.00 / 1.00 |
+
+SFT: 1,452 steps in 3 min (545k parameters), masked loss 6.97 -> 3.41; the translator: 320
+steps in 3 min (2.26M parameters). DPO: 113 pairs from 120 prompts (7 ties), 91 train / 22
+held out, 30 steps: held-out preference accuracy 0.000 -> 0.727, margin +0.070, token KL to the
+SFT model 0.0074 nats. Read honestly: at this budget both models are far from useful (the
+45-minute encoder-decoder of ``benchmarks/translation.py`` reaches BLEU 33.5 greedy); the
+GPT's answers always had the right *format*, but 0.457 is about what always answering
+"positive" scores (138 of the 300 are positive): the masked loss is a mean over tokens, so a
+two-token label weighs little next to a twenty-token translation. DPO moved the held-out
+preferences, not the BLEU.
 """
 
 from __future__ import annotations

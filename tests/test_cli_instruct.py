@@ -75,6 +75,23 @@ def test_dpo_from_a_pairs_file_leaves_the_sft_model_alone(sft_dir):
     assert record["val_after"]["reward_margin"] > record["val_before"]["reward_margin"]
 
 
+def test_dpo_with_lora_adapters_saves_a_plain_chat_model(sft_dir):
+    pairs = sft_dir / "pairs_lora.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"say {w}", "chosen": w, "rejected": "no"})
+                             + "\n" for w in ("yes", "maybe", "ok")))  # fmt: skip
+    out = run(["dpo", "--model", "sft", "--out", "lora", "--pairs", "pairs_lora.jsonl",
+               "--steps", "2", "--batch-size", "2", "--lr", "1e-3", "--lora", "2"], sft_dir)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "LoRA rank 2:" in out.stdout
+    trained, total = (int(n.replace(",", "")) for n in
+                      out.stdout.split("LoRA rank 2: ")[1].split(" parameters")[0].split(" of "))  # fmt: skip
+    assert 0 < trained < total / 5
+    config = json.loads((sft_dir / "lora" / "config.json").read_text())
+    assert config["architecture"] == "GPT"  # merged: no adapter left in the saved model
+    chat = run(["chat", "--model", "lora", "--max-new-tokens", "4"], sft_dir, "yes?\n")
+    assert chat.returncode == 0, chat.stderr
+
+
 def test_dpo_makes_pairs_from_the_models_own_samples(sft_dir):
     out = run(["dpo", "--model", "sft", "--out", "made", "--make-pairs", "16", "--steps", "2",
                "--batch-size", "2", "--max-new-tokens", "12"], sft_dir)  # fmt: skip

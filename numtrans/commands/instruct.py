@@ -2,6 +2,7 @@
 
     numtrans sft --out DIR [--model BASE_DIR] [--data FILE.jsonl] [--max-per-task N] [--steps N]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
+                 [--lora R]
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
 
 ``sft`` fine-tunes on the instruction set built from the bundled training splits
@@ -10,8 +11,10 @@ phrasings each) or on a JSONL file of conversations, with the chat template and 
 assistant's tokens only. Without ``--model`` it starts from a new GPT (``--n-layer`` ...) and a
 byte-level BPE trained on the instruction texts. ``dpo`` tunes an SFT model on preference pairs,
 read from a file or made from the model's own samples ranked by chrF
-(``numtrans.instruct.pairs``). ``chat`` talks to a chat model: one message a line, ``/reset``,
-``/system TEXT``, Ctrl-D (end of input) to quit; ``echo "hi" | numtrans chat --model DIR``
+(``numtrans.instruct.pairs``); ``--lora R`` trains rank-R LoRA adapters on every attention
+and MLP projection instead of all weights, and merges them into the saved model. ``chat`` talks to a chat model: one message a line, ``/reset``,
+``/system TEXT``, Ctrl-D (end of input) to quit (``/reset`` forgets the turns, not the
+system message); ``echo "hi" | numtrans chat --model DIR``
 answers and exits.
 """
 
@@ -62,6 +65,7 @@ def register(subparsers) -> None:
     d.add_argument("--lr", type=float, default=1e-5)
     d.add_argument("--val-fraction", type=float, default=0.1, help="pairs held out to evaluate")
     d.add_argument("--max-new-tokens", type=int, default=32, help="length of sampled answers")
+    d.add_argument("--lora", type=int, metavar="R", help="train rank-R LoRA adapters only")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--log-every", type=int, default=10)
     d.set_defaults(func=dpo_command)
@@ -81,6 +85,9 @@ def register(subparsers) -> None:
     c.add_argument("--seed", type=int, default=None)
     c.add_argument("--no-cache", action="store_true", help="recompute the whole context per token")
     c.set_defaults(func=chat_command)
+
+
+GPT_PROJECTIONS = ("c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
 def _check_positive(args, *names) -> None:
@@ -158,7 +165,8 @@ def _fmt(stats: dict) -> str:
 def dpo_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    _check_positive(args, "beta", "steps", "batch_size", "lr", "make_pairs", "max_new_tokens")
+    _check_positive(args, "beta", "steps", "batch_size", "lr", "make_pairs", "max_new_tokens",
+                    "lora")  # fmt: skip
     from ..instruct.pairs import (
         make_preference_pairs,
         normalize_pair,
@@ -187,7 +195,13 @@ def dpo_command(args, extra: list[str]) -> int:
              f"({ties} ties dropped) -> {source}")  # fmt: skip
         pairs = [normalize_pair(p) for p in made]
     train, val = _split(pairs, args.val_fraction, args.seed)
-    reference = frozen_copy(model)
+    reference = frozen_copy(model)  # before any adapter: the plain SFT model
+    if args.lora:
+        from ..peft import apply_lora
+
+        apply_lora(model, args.lora, 2 * args.lora, GPT_PROJECTIONS)
+        _say(f"LoRA rank {args.lora}: {model.num_parameters(trainable_only=True):,} of "
+             f"{model.num_parameters():,} parameters train")  # fmt: skip
     before = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
     if before:
         _say(f"held-out ({len(val)} pairs) before: {_fmt(before)}")
@@ -195,10 +209,15 @@ def dpo_command(args, extra: list[str]) -> int:
                         args.beta, args.seed, log=lambda s, st: _say(f"step {s}/{args.steps}  "
                         + _fmt(st)), log_every=args.log_every)  # fmt: skip
     after = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
+    if args.lora:
+        from ..peft import merge_and_unload
+
+        merge_and_unload(model)  # a plain GPT again: `numtrans chat` reads it as any other
     if after:
         _say(f"held-out ({len(val)} pairs) after:  {_fmt(after)}")
     record = {"stage": "dpo", "reference": args.model, "pairs": source, "train_pairs": len(train),
               "val_pairs": len(val), "beta": args.beta, "steps": args.steps, "lr": args.lr,
+              "lora_rank": args.lora,
               "last_step": history[-1], "val_before": before, "val_after": after}  # fmt: skip
     save_chat_model(model, tokenizer, args.out, record)
     _say(f"saved the DPO model to {args.out}")

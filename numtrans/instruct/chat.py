@@ -32,6 +32,8 @@ class ChatSession:
 
     def __init__(self, model, tokenizer, max_new_tokens=128, temperature=0.7, top_k=None,
                  top_p=None, seed=None, use_cache=True, history=()):  # fmt: skip
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be an integer >= 1, got {max_new_tokens!r}")
         missing = [t for t in CHAT_TOKENS if t not in tokenizer.get_vocab()]
         if missing:
             raise ValueError(f"the tokenizer has no chat tokens {missing}: not a chat model")
