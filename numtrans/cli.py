@@ -6,6 +6,7 @@
     numtrans info
     numtrans pretrain-mlm | finetune | evaluate ...          (see numtrans/commands/finetune.py)
     numtrans train-translation | translate ...              (see numtrans/commands/translate.py)
+    numtrans sft | dpo | chat ...                            (see numtrans/commands/instruct.py)
 
 Errors print one line, never a traceback: status 2 for bad input (a missing file, a bad setting),
 1 for a runtime failure (a non-finite loss, a full disk). ``--debug`` (anywhere on the line) or
