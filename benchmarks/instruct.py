@@ -87,7 +87,8 @@ def eval_sentiment(model, tok, data):
     gold = [LABELS[str(y)] for y in data.labels]
     outs = [answer(model, tok, SENTIMENT[0].format(x=t), 8) for t in data.texts]
     valid = [stopped and a in ("positive", "negative") for a, stopped in outs]
-    return accuracy_score(gold, [a for a, _ in outs]), float(np.mean(valid))
+    said_positive = float(np.mean([a == "positive" for a, _ in outs]))
+    return accuracy_score(gold, [a for a, _ in outs]), float(np.mean(valid)), said_positive
 
 
 def main(argv=None) -> int:
@@ -98,6 +99,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-per-task", type=int, default=4000)
     p.add_argument("--dpo-prompts", type=int, default=120)
     p.add_argument("--dpo-steps", type=int, default=30)
+    p.add_argument("--loss-per", choices=("token", "example"), default="token")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
     args = p.parse_args(argv)
     limiter = limit_blas_threads(args.threads)  # noqa: F841 (held for the whole run)
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
     prepare_model(model, tok)
     t0 = time.perf_counter()
     losses = train_sft(model, tok, conversations, steps=10**6, batch_size=16, lr=2e-3,
-                       max_seconds=60 * args.minutes, log_every=200,
+                       max_seconds=60 * args.minutes, log_every=200, loss_per=args.loss_per,
                        log=lambda s, v: print(f"sft step {s}  loss {v:.3f}", flush=True))  # fmt: skip
     sft_s = time.perf_counter() - t0
 
@@ -126,10 +128,11 @@ def main(argv=None) -> int:
     sent_train, sent_val = read_labeled("uci_sentiment").split(0.1, 0)
 
     bleu_sft, fmt_tr_sft, hyps = eval_translation(model, tok, sources, streams)
-    acc_sft, fmt_se_sft = eval_sentiment(model, tok, sent_val)
+    acc_sft, fmt_se_sft, pos_sft = eval_sentiment(model, tok, sent_val)
     print(
         f"SFT: {len(losses)} steps in {sft_s / 60:.1f} min, loss {losses[0]:.3f} -> "
-        f"{np.mean(losses[-20:]):.3f}; BLEU {bleu_sft:.2f}, accuracy {acc_sft:.3f}",
+        f"{np.mean(losses[-20:]):.3f} (loss per {args.loss_per}); BLEU {bleu_sft:.2f}, "
+        f"accuracy {acc_sft:.3f} ('positive' in {pos_sft:.0%} of answers)",
         flush=True,
     )
 
@@ -143,7 +146,7 @@ def main(argv=None) -> int:
     train_dpo(model, reference, train, tok, steps=args.dpo_steps, batch_size=8, lr=5e-5)
     pref_after = evaluate_preferences(model, reference, val, tok)
     bleu_dpo, fmt_tr_dpo, _ = eval_translation(model, tok, sources, streams)
-    acc_dpo, fmt_se_dpo = eval_sentiment(model, tok, sent_val)
+    acc_dpo, fmt_se_dpo, _ = eval_sentiment(model, tok, sent_val)
 
     labels = LabelMap.fit(sent_train.labels)
     bow = BagOfWordsClassifier().fit(sent_train.texts, labels.encode(sent_train))

@@ -43,7 +43,11 @@ def test_sft_writes_a_chat_model(sft_dir):
     tok = json.loads((sft_dir / "sft" / "tokenizer.json").read_text())
     assert {"<|user|>", "<|assistant|>", "<|end|>", "<|system|>"} <= set(tok["special_tokens"])
     record = json.loads((sft_dir / "sft" / "training.json").read_text())
-    assert record["conversations"] == 80 and record["last_loss"] < 0.6 * record["first_loss"]
+    assert (
+        record["loss_per"] == "token"
+        and record["conversations"] == 80
+        and record["last_loss"] < 0.6 * record["first_loss"]
+    )
 
 
 def test_chat_from_a_pipe_with_commands_and_a_long_context(sft_dir):

@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--log-every", type=int, default=25)
+    s.add_argument("--loss-per", choices=("token", "example"), default="token",
+                   help="average the loss over answer tokens, or per example first")  # fmt: skip
     new = s.add_argument_group("a new model (without --model)")
     new.add_argument("--vocab-size", type=int, default=1024)
     new.add_argument("--block-size", type=int, default=128)
@@ -137,9 +139,9 @@ def sft_command(args, extra: list[str]) -> int:
          f"vocab {tokenizer.vocab_size}, {model.num_params():,} parameters")  # fmt: skip
     losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
                        args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
-                       log_every=args.log_every)  # fmt: skip
-    record = {"stage": "sft", "source": source, "conversations": len(conversations),
-              "base_model": args.model, "steps": args.steps, "batch_size": args.batch_size,
+                       log_every=args.log_every, loss_per=args.loss_per)  # fmt: skip
+    record = {"stage": "sft", "loss_per": args.loss_per, "source": source,
+              "conversations": len(conversations), "base_model": args.model, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "first_loss": losses[0], "last_loss": losses[-1]}  # fmt: skip
     save_chat_model(model, tokenizer, args.out, record)
     _say(f"saved the chat model to {args.out} (masked loss {losses[0]:.3f} -> {losses[-1]:.3f})")

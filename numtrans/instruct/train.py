@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..finetune.dpo import sequence_logprobs
 from ..optim import AdamW, clip_grad_norm_
-from .sft import bucket_batches, sft_example
+from .sft import IGNORE_INDEX, bucket_batches, sft_example
 from .template import add_chat_tokens
 
 
@@ -28,12 +29,18 @@ def prepare_model(model, tokenizer) -> int:
 
 
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
-              log=None, log_every=10, weight_decay=0.0, max_seconds=None):  # fmt: skip
+              log=None, log_every=10, weight_decay=0.0, max_seconds=None,
+              loss_per="token"):  # fmt: skip
     """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
 
     Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
     ``max_seconds`` stops earlier, on the clock (a benchmark's time budget).
+    ``loss_per="example"`` averages each example's token losses first, then the examples, so a
+    two-token label weighs as much as a twenty-token translation (with ``"token"``, the
+    default and GPT's own loss, every answer token weighs the same).
     """
+    if loss_per not in ("token", "example"):
+        raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
     import time
 
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
@@ -53,7 +60,7 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         x, y = batches[order[pos]]
         pos += 1
         optimizer.zero_grad()
-        _, loss = model(x, y)
+        loss = model(x, y)[1] if loss_per == "token" else _example_mean_loss(model, x, y)
         value = loss.item()
         if not np.isfinite(value):
             raise FloatingPointError(f"SFT step {step}: the loss is {value}")
@@ -68,6 +75,12 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
             break
     model.eval()
     return losses
+
+
+def _example_mean_loss(model, x, y):
+    """mean over b of ( -sum_t log p(y[b, t]) / n_b ), n_b = example b's answer tokens."""
+    counts = np.maximum((y != IGNORE_INDEX).sum(axis=1), 1)  # (B,)
+    return -(sequence_logprobs(model, x, y) / counts.astype(np.float32)).mean()
 
 
 def save_chat_model(model, tokenizer, directory: str, record: dict | None = None) -> None:
