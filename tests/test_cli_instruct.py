@@ -128,6 +128,9 @@ def test_dpo_pairs_without_a_shared_prompt(sft_dir):
     )
     out = run(["dpo", "--model", "sft", "--out", "x", "--pairs", "bad.jsonl"], sft_dir)
     one_error_line(out, "dpo", "bad.jsonl, line 1: chosen and rejected share no prompt")
+    out = run(["dpo", "--model", "sft", "--out", "x", "--pairs", "bad.jsonl",
+               "--val-fraction", "1.5"], sft_dir)  # fmt: skip
+    one_error_line(out, "dpo", "--val-fraction must be in [0, 1), got 1.5")
 
 
 def test_chat_bad_history_and_a_model_without_chat_tokens(sft_dir, tmp_path):

@@ -105,6 +105,12 @@ def test_dpo_steps_raise_the_margin_and_leave_the_reference_alone(tiny):
     assert any(not np.array_equal(v, before_ref[k]) for k, v in model.state_dict().items())
 
 
+def test_frozen_copy_keeps_the_precision(tiny):
+    _, model, _ = tiny
+    double = frozen_copy(frozen_copy(model).double())
+    assert all(p.dtype == np.float64 for p in double.parameters())
+
+
 def test_train_dpo_rejects_bad_settings(tiny):
     tok, model, pairs = tiny
     with pytest.raises(ValueError, match="at least one preference pair"):

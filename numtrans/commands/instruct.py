@@ -151,8 +151,6 @@ def sft_command(args, extra: list[str]) -> int:
 def _split(pairs, fraction: float, seed: int):
     import numpy as np
 
-    if not 0 <= fraction < 1:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {fraction}")
     order = np.random.default_rng(seed).permutation(len(pairs))
     n_val = int(round(len(pairs) * fraction)) if len(pairs) > 1 else 0
     return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
@@ -169,6 +167,8 @@ def dpo_command(args, extra: list[str]) -> int:
         raise ValueError(f"unexpected arguments {extra}")
     _check_positive(args, "beta", "steps", "batch_size", "lr", "make_pairs", "max_new_tokens",
                     "lora")  # fmt: skip
+    if not 0 <= args.val_fraction < 1:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     from ..instruct.pairs import (
         make_preference_pairs,
         normalize_pair,

@@ -34,6 +34,7 @@ from .sft import IGNORE_INDEX, sft_example
 def frozen_copy(model):
     """An independent copy of ``model`` in eval mode whose parameters require no grad."""
     ref = type(model)(copy.deepcopy(model.config))
+    ref.to(next(iter(model.parameters())).dtype)  # the same precision as the policy
     ref.load_state_dict({k: np.array(v, copy=True) for k, v in model.state_dict().items()})
     ref.requires_grad_(False)
     return ref.eval()
