@@ -6,6 +6,7 @@
     numtrans info
     numtrans pretrain-mlm | finetune | evaluate ...          (see numtrans/commands/finetune.py)
     numtrans train-translation | translate ...              (see numtrans/commands/translate.py)
+    numtrans sft | dpo | chat ...                            (see numtrans/commands/instruct.py)
 
 Errors print one line, never a traceback: status 2 for bad input (a missing file, a bad setting),
 1 for a runtime failure (a non-finite loss, a full disk). ``--debug`` (anywhere on the line) or
@@ -89,7 +90,7 @@ def _info(args, extra) -> int:
 
 # numtrans/commands/<name>.py modules whose register(subparsers) adds their commands:
 # finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve,
-# qa (train-qa, answer), kb (index, search), summarize.
+# qa (train-qa, answer), kb (index, search), summarize, instruct (sft, dpo, chat).
 _COMMAND_MODULES = (
     "finetune",
     "translate",
@@ -97,6 +98,7 @@ _COMMAND_MODULES = (
     "qa",
     "kb",
     "summarize",
+    "instruct",
 )
 
 

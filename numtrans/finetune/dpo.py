@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional.activations import log_softmax
+from ..functional.activations import log_softmax, logsigmoid
 from ..tensor import Tensor
 
 
@@ -35,9 +35,9 @@ def dpo_loss(
         raise ValueError("dpo_loss: the four log-prob arrays must have the same shape (B,)")
     chosen = (policy_chosen_logps - ref_c) * beta  # (B,)
     rejected = (policy_rejected_logps - ref_r) * beta
-    # -log sigmoid(z) = log(1 + exp(-z)); through sigmoid().log() the backward is exact, and
-    # sigmoid only underflows for margins below about -700 nats (float64).
-    loss = -((chosen - rejected).sigmoid().log()).mean()
+    # -log sigmoid(z) through the stable logsigmoid: sigmoid(z).log() would be -inf (and its
+    # gradient NaN) once sigmoid underflows, at margins below about -104 in float32.
+    loss = -logsigmoid(chosen - rejected).mean()
     return loss, chosen.data.copy(), rejected.data.copy()
 
 

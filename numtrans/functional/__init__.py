@@ -2,7 +2,7 @@
 
 from ..ops.elementwise import clip, masked_fill, where
 from ..ops.shape import concatenate, gather, stack
-from .activations import gelu, log_softmax, relu, sigmoid, softmax, tanh
+from .activations import gelu, log_softmax, logsigmoid, relu, sigmoid, softmax, tanh
 from .attention import scaled_dot_product_attention
 from .layers import dropout, embedding, layer_norm, linear
 from .losses import cross_entropy, mse_loss, nll_loss
@@ -18,6 +18,7 @@ __all__ = [
     "layer_norm",
     "linear",
     "log_softmax",
+    "logsigmoid",
     "masked_fill",
     "mse_loss",
     "nll_loss",

@@ -7,6 +7,10 @@ result but keeps exp from overflowing). Backward, with y = softmax(x) and g = dL
 
 log_softmax(x)_i = x_i - m - log sum_j exp(x_j - m);  dL/dx_i = g_i - softmax(x)_i sum_j g_j.
 
+logsigmoid(x) = log sigmoid(x) = -softplus(-x) = min(x, 0) - log1p(exp(-|x|));
+d/dx logsigmoid(x) = 1 - sigmoid(x) = sigmoid(-x). ``sigmoid(x).log()`` is -inf once sigmoid
+underflows (x below about -104 in float32); the rewritten form only ever exponentiates -|x| <= 0.
+
 A row whose entries are all -inf (every position masked) has no meaningful softmax. numtrans
 returns zeros there (and zero gradient) instead of NaN, like FlashAttention and PyTorch's SDPA;
 plain ``torch.softmax`` would return NaN. ``log_softmax`` of such a row is -inf.
@@ -20,7 +24,7 @@ from ..ops.arithmetic import as_float
 from ..ops.elementwise import gelu, relu, sigmoid, tanh
 from ..tensor import make_result
 
-__all__ = ["gelu", "log_softmax", "relu", "sigmoid", "softmax", "tanh"]
+__all__ = ["gelu", "log_softmax", "logsigmoid", "relu", "sigmoid", "softmax", "tanh"]
 
 
 def _row_max(x: np.ndarray, axis: int) -> np.ndarray:
@@ -57,3 +61,21 @@ def log_softmax(x, axis: int = -1):
         return (g - y * np.sum(g, axis=axis, keepdims=True),)
 
     return make_result(out, (x,), backward, "log_softmax")
+
+
+def logsigmoid(x):
+    """log sigmoid(x), elementwise and finite for every finite x (PyTorch's ``F.logsigmoid``).
+
+    Forward:  min(x, 0) - log1p(e),            e = exp(-|x|) in (0, 1]
+    Backward: g * sigmoid(-x), where sigmoid(-x) = 1 / (1 + e) for x < 0 and e / (1 + e) for
+    x >= 0 (the same e, so neither side overflows).
+    """
+    x = as_float(x)
+    e = np.exp(-np.abs(x.data))
+    out = np.minimum(x.data, 0) - np.log1p(e)
+    d = np.where(x.data < 0, 1 / (1 + e), e / (1 + e))  # sigmoid(-x)
+
+    def backward(g):
+        return (g * d,)
+
+    return make_result(out.astype(x.dtype, copy=False), (x,), backward, "logsigmoid")

@@ -53,18 +53,23 @@ def apply_chat_template(
     positions an SFT loss trains on.
     """
     check_messages(messages)
-    sid = {t: tokenizer.special_id(t) for t in CHAT_TOKENS}
     ids: list[int] = []
     mask: list[int] = []
     for m in messages:
-        role = m["role"]
-        body = tokenizer.encode(m["content"], allowed_special=())
-        ids.append(sid[f"<|{role}|>"])
-        mask.append(0)
-        tail = body + ([sid["<|end|>"]] if role != "user" else [])
-        ids.extend(tail)
-        mask.extend([int(role == "assistant")] * len(tail))
+        turn = message_ids(m, tokenizer)
+        ids.extend(turn)
+        mask.extend([0] + [int(m["role"] == "assistant")] * (len(turn) - 1))
     if add_generation_prompt:
-        ids.append(sid["<|assistant|>"])
+        ids.append(tokenizer.special_id("<|assistant|>"))
         mask.append(0)
     return (ids, mask) if return_mask else ids
+
+
+def message_ids(message: dict, tokenizer) -> list[int]:
+    """One turn's ids: ``<|role|>``, the content (no special tokens), and ``<|end|>`` unless it
+    is a user turn. A conversation is the concatenation of its turns: a chat session can keep
+    each turn's ids and extend the sequence (and its KV cache) one turn at a time."""
+    role = message["role"]
+    body = tokenizer.encode(message["content"], allowed_special=())
+    end = [tokenizer.special_id("<|end|>")] if role != "user" else []
+    return [tokenizer.special_id(f"<|{role}|>"), *body, *end]

@@ -5,12 +5,13 @@
   :func:`classification_report`
 * regression: :func:`mse`, :func:`mae`, :func:`pearson`
 * language modelling: :func:`perplexity`
-* translation: :func:`corpus_bleu`, :func:`sentence_bleu`
+* translation: :func:`corpus_bleu`, :func:`sentence_bleu`, :func:`sentence_chrf`
 * question answering: :func:`squad_scores` (SQuAD v1.1 exact match / F1)
 * summarisation: :func:`rouge` (equal to rouge-score; ``tokenize="char"`` for Chinese)
 """
 
 from .bleu import BLEUScore, corpus_bleu, sentence_bleu
+from .chrf import sentence_chrf
 from .classification import (
     UndefinedMetricWarning,
     accuracy_score,
@@ -45,5 +46,6 @@ __all__ = [
     "recall_score",
     "rouge",
     "sentence_bleu",
+    "sentence_chrf",
     "squad_scores",
 ]

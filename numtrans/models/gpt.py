@@ -166,6 +166,38 @@ class GPT(PretrainedMixin, nn.Module):
                 nn.init.normal_(p, std=std)
             # LayerNorm weights keep their 1s
 
+    def resize_token_embeddings(self, new_num_tokens: int) -> nn.Embedding:
+        """Grow (or shrink) the token table to ``new_num_tokens`` rows (Hugging Face's name),
+        e.g. after ``add_chat_tokens`` appended special tokens to the tokenizer.
+
+        Rows ``0 .. min(old, new) - 1`` are kept exactly, so every old token id means what it
+        meant; new rows are drawn from N(0, 0.02^2) like the rest of the table. A tied
+        ``lm_head`` shares the new table; an untied one gets its rows resized the same way.
+        Resize before building the optimizer: its state refers to the old Parameters.
+        """
+        if not isinstance(new_num_tokens, (int, np.integer)) or new_num_tokens < 1:
+            raise ValueError(f"new_num_tokens must be a positive integer, got {new_num_tokens!r}")
+        wte = self.transformer["wte"]
+        wte.weight = self._resized(wte.weight, new_num_tokens)
+        wte.num_embeddings = int(new_num_tokens)
+        if self.config.tie_weights:
+            self.lm_head.weight = wte.weight
+        else:
+            self.lm_head.weight = self._resized(self.lm_head.weight, new_num_tokens)
+        self.lm_head.out_features = int(new_num_tokens)
+        self.config.vocab_size = int(new_num_tokens)
+        return wte
+
+    @staticmethod
+    def _resized(weight, rows: int) -> nn.Parameter:
+        """(rows, C) Parameter: the first rows of ``weight``, then fresh N(0, 0.02^2) rows."""
+        old = weight.data
+        new = nn.Parameter(np.zeros((rows, old.shape[1]), dtype=old.dtype))
+        nn.init.normal_(new, std=0.02)
+        keep = min(rows, old.shape[0])
+        new.data[:keep] = old[:keep]
+        return new
+
     def make_kv_cache(self) -> nn.KVCache:
         return nn.KVCache(self.config.n_layer)
 

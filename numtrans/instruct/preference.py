@@ -1,0 +1,136 @@
+"""DPO training: a policy, a frozen reference, and batches of (chosen, rejected) answers.
+
+One step, for a batch of B pairs (all 2B sequences in one forward, chosen rows first):
+
+    logp(y | x)  = sum over the response's tokens of log p(token | everything before it)
+    loss, r_w, r_l = dpo_loss(logp_pi(y_w), logp_pi(y_l), logp_ref(y_w), logp_ref(y_l), beta)
+
+Only the response tokens count (the prompt's labels are ``IGNORE_INDEX``, as in SFT). The
+reference model is a frozen copy of the SFT model: it runs under ``no_grad``, none of its
+parameters require grad, and the optimizer never sees them.
+
+Logged, as TRL logs them: the reward margin ``r_w - r_l`` (mean), the reward accuracy (share of
+pairs with ``r_w > r_l``), and an implicit KL. The pairs are samples of the SFT model, which is
+the reference, so the mean over both answers of ``logp_ref(y) - logp_pi(y)`` estimates
+KL(pi_ref || pi) per sequence, in nats: 0 at the start, growing as the policy moves away
+(an estimate from a few samples: one batch's value can be negative). :func:`evaluate_preferences`
+also reports ``token_kl``, exact per position: the mean over response positions of
+KL(pi || pi_ref) = sum_v pi(v) (log pi(v) - log pi_ref(v)) given the same prefix, never < 0.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..autograd import no_grad
+from ..finetune.dpo import dpo_loss, sequence_logprobs
+from ..functional.activations import softmax_array
+from ..optim import AdamW, clip_grad_norm_
+from .sft import IGNORE_INDEX, sft_example
+
+
+def frozen_copy(model):
+    """An independent copy of ``model`` in eval mode whose parameters require no grad."""
+    ref = type(model)(copy.deepcopy(model.config))
+    ref.to(next(iter(model.parameters())).dtype)  # the same precision as the policy
+    ref.load_state_dict({k: np.array(v, copy=True) for k, v in model.state_dict().items()})
+    ref.requires_grad_(False)
+    return ref.eval()
+
+
+def preference_batch(pairs, tokenizer, max_length: int):
+    """(input_ids (2B, T), labels (2B, T)): rows 0..B-1 chosen, B..2B-1 rejected, right-padded."""
+    rows = []
+    for side in (1, 2):
+        for p in pairs:
+            conv = [*p[0], {"role": "assistant", "content": p[side]}]
+            rows.append(sft_example(conv, tokenizer, max_length))
+    width = max(len(x) for x, _ in rows)
+    x = np.zeros((len(rows), width), np.int64)
+    y = np.full((len(rows), width), IGNORE_INDEX, np.int64)
+    for i, (xi, yi) in enumerate(rows):
+        x[i, : len(xi)], y[i, : len(yi)] = xi, yi
+    return x, y
+
+
+def _logps(model, x, y):
+    out = sequence_logprobs(model, x, y)  # (2B,)
+    half = x.shape[0] // 2
+    return out[:half], out[half:]
+
+
+def dpo_step_stats(policy, reference, batch, beta: float):
+    """(loss tensor, stats dict) for one batch; the loss carries the policy's gradient."""
+    x, y = batch
+    with no_grad():
+        ref_c, ref_r = (t.data for t in _logps(reference, x, y))
+    pol_c, pol_r = _logps(policy, x, y)
+    loss, r_c, r_r = dpo_loss(pol_c, pol_r, ref_c, ref_r, beta)
+    kl = float(np.mean(np.concatenate([ref_c - pol_c.data, ref_r - pol_r.data])))
+    stats = {"loss": loss.item(), "reward_margin": float(np.mean(r_c - r_r)),
+             "reward_accuracy": float(np.mean(r_c > r_r)), "kl": kl}  # fmt: skip
+    return loss, stats
+
+
+def token_kl(policy, reference, x, y) -> float:
+    """Mean over the response positions (labels != IGNORE_INDEX) of KL(pi || pi_ref), nats."""
+    with no_grad():
+        lp, _ = policy(x)
+        lr, _ = reference(x)
+    lp, lr = lp.data.astype(np.float64), lr.data.astype(np.float64)
+    log_p = np.log(np.maximum(softmax_array(lp), 1e-300))
+    log_r = np.log(np.maximum(softmax_array(lr), 1e-300))
+    kl = (np.exp(log_p) * (log_p - log_r)).sum(-1)  # (2B, T)
+    keep = y != IGNORE_INDEX
+    return float(kl[keep].mean()) if keep.any() else 0.0
+
+
+def evaluate_preferences(policy, reference, pairs, tokenizer, beta=0.1, batch_size=8):
+    """Mean of the step statistics over ``pairs`` (weighted by batch size), no training."""
+    policy.eval()
+    totals, n = {}, 0
+    with no_grad():
+        for start in range(0, len(pairs), batch_size):
+            chunk = pairs[start : start + batch_size]
+            batch = preference_batch(chunk, tokenizer, policy.config.block_size)
+            _, stats = dpo_step_stats(policy, reference, batch, beta)
+            stats["token_kl"] = token_kl(policy, reference, *batch)
+            for k, v in stats.items():
+                totals[k] = totals.get(k, 0.0) + v * len(chunk)
+            n += len(chunk)
+    return {k: v / n for k, v in totals.items()}
+
+
+def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e-5, beta=0.1,
+              seed=0, log=None, log_every=1):  # fmt: skip
+    """Run ``steps`` DPO steps on ``pairs`` (list of (prompt, chosen, rejected)); returns the
+    per-step statistics. ``log(step, stats)`` is called every ``log_every`` steps."""
+    if not pairs:
+        raise ValueError("train_dpo needs at least one preference pair")
+    if beta <= 0:
+        raise ValueError(f"beta must be > 0, got {beta}")
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = AdamW(params, lr=lr, weight_decay=0.0)
+    rng = np.random.default_rng(seed)
+    order, pos, history = rng.permutation(len(pairs)), 0, []
+    policy.train()
+    for step in range(1, steps + 1):
+        if pos + batch_size > len(order) and pos > 0:  # a new epoch, reshuffled
+            order, pos = rng.permutation(len(pairs)), 0
+        chunk = [pairs[i] for i in order[pos : pos + batch_size]]
+        pos += batch_size
+        batch = preference_batch(chunk, tokenizer, policy.config.block_size)
+        optimizer.zero_grad()
+        loss, stats = dpo_step_stats(policy, reference, batch, beta)
+        if not np.isfinite(stats["loss"]):
+            raise FloatingPointError(f"DPO step {step}: the loss is {stats['loss']}")
+        loss.backward()
+        stats["grad_norm"] = float(clip_grad_norm_(params, 1.0))
+        optimizer.step()
+        history.append(stats)
+        if log is not None and (step % log_every == 0 or step == steps):
+            log(step, stats)
+    policy.eval()
+    return history

@@ -1,0 +1,130 @@
+"""Supervised fine-tuning (SFT): next-token cross-entropy on the assistant's tokens only.
+
+    for each step:  (input_ids (B, T), labels (B, T)) from the length-bucketed batches
+                    loss = mean over labels != IGNORE_INDEX of -log p(label | tokens before it)
+                    AdamW step, gradient norm clipped to 1.0
+
+The batches are cut once (:func:`numtrans.instruct.sft.bucket_batches`) and visited in a
+shuffled order, reshuffled every pass. :func:`prepare_model` turns a base GPT into a chat
+model: it registers the chat markers in the tokenizer and grows the token embedding to match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..finetune.dpo import sequence_logprobs
+from ..optim import AdamW, clip_grad_norm_
+from .sft import IGNORE_INDEX, bucket_batches, sft_example
+from .template import add_chat_tokens
+
+
+def prepare_model(model, tokenizer) -> int:
+    """Add the chat tokens to ``tokenizer`` and resize ``model``'s embedding; returns how many
+    tokens were new (0 for a model that is already a chat model)."""
+    added = add_chat_tokens(tokenizer)
+    if model.config.vocab_size != tokenizer.vocab_size:
+        model.resize_token_embeddings(tokenizer.vocab_size)
+    return added
+
+
+def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
+              log=None, log_every=10, weight_decay=0.0, max_seconds=None,
+              loss_per="token"):  # fmt: skip
+    """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
+
+    Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
+    ``max_seconds`` stops earlier, on the clock (a benchmark's time budget).
+    ``loss_per="example"`` averages each example's token losses first, then the examples, so a
+    two-token label weighs as much as a twenty-token translation (with ``"token"``, the
+    default and GPT's own loss, every answer token weighs the same).
+    """
+    if loss_per not in ("token", "example"):
+        raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
+    import time
+
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+    if not conversations:
+        raise ValueError("train_sft needs at least one conversation")
+    block = model.config.block_size
+    examples = [sft_example(c, tokenizer, block) for c in conversations]
+    batches = bucket_batches(examples, batch_size, pad_id=0)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
+    rng = np.random.default_rng(seed)
+    order, pos, losses = rng.permutation(len(batches)), 0, []
+    model.train()
+    for step in range(1, steps + 1):
+        if pos == len(order):
+            order, pos = rng.permutation(len(batches)), 0
+        x, y = batches[order[pos]]
+        pos += 1
+        optimizer.zero_grad()
+        loss = model(x, y)[1] if loss_per == "token" else _example_mean_loss(model, x, y)
+        value = loss.item()
+        if not np.isfinite(value):
+            raise FloatingPointError(f"SFT step {step}: the loss is {value}")
+        loss.backward()
+        clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        losses.append(value)
+        out_of_time = deadline is not None and time.perf_counter() > deadline
+        if log is not None and (step % log_every == 0 or step == steps or out_of_time):
+            log(step, value)
+        if out_of_time:
+            break
+    model.eval()
+    return losses
+
+
+def _example_mean_loss(model, x, y):
+    """mean over b of ( -sum_t log p(y[b, t]) / n_b ), n_b = example b's answer tokens."""
+    counts = np.maximum((y != IGNORE_INDEX).sum(axis=1), 1)  # (B,)
+    return -(sequence_logprobs(model, x, y) / counts.astype(np.float32)).mean()
+
+
+def save_chat_model(model, tokenizer, directory: str, record: dict | None = None) -> None:
+    """``config.json`` + ``model.safetensors`` + ``tokenizer.json`` (+ ``record`` as
+    ``training.json``), every file written atomically."""
+    import json
+    import os
+
+    from ..io import atomic_write_text
+
+    model.save_pretrained(directory)
+    tokenizer.save(os.path.join(directory, "tokenizer.json"))  # temp file, then rename
+    if record is not None:
+        atomic_write_text(os.path.join(directory, "training.json"), json.dumps(record, indent=1))
+
+
+def load_base_model(directory: str, chat: bool = False):
+    """(GPT, ByteBPETokenizer) from a model directory; ``chat=True`` requires the chat tokens.
+
+    The chat markers must be single tokens, which only the byte-level BPE tokenizer can add:
+    a character-level model (``numtrans pretrain``) is refused with a one-line error.
+    """
+    import os
+
+    from ..models.gpt import GPT
+    from ..tokenizers import load as load_tokenizer
+    from ..tokenizers.bpe import ByteBPETokenizer
+    from .template import CHAT_TOKENS
+
+    path = os.path.join(directory, "tokenizer.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no tokenizer.json in {directory}")
+    tokenizer = load_tokenizer(path)
+    if not isinstance(tokenizer, ByteBPETokenizer):
+        raise ValueError(
+            f"{path} is a {type(tokenizer).__name__}; chat markers need a byte-level BPE "
+            "tokenizer (ByteBPETokenizer)"
+        )
+    model = GPT.from_pretrained(directory)
+    if chat and not all(t in tokenizer.get_vocab() for t in CHAT_TOKENS):
+        raise ValueError(f"{directory} is not a chat model (no chat tokens): run `numtrans sft`")
+    if tokenizer.vocab_size != model.config.vocab_size and chat:
+        raise ValueError(
+            f"{path} has {tokenizer.vocab_size} tokens but the model has "
+            f"vocab_size={model.config.vocab_size}: they do not belong together"
+        )
+    return model, tokenizer
