@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     labels = LabelMap.fit(sent_train.labels)
     bow = BagOfWordsClassifier().fit(sent_train.texts, labels.encode(sent_train))
     acc_bow = accuracy_score(labels.encode(sent_val), bow.predict(sent_val.texts))
-    from numtrans.translation.train import make_config, run
+    from numtrans.recipes.translation import make_config, run
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = make_config("small", {"time_limit": args.translator_minutes, "bleu_sentences": 0,
