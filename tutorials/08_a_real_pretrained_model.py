@@ -137,8 +137,9 @@ print(f"RESULT cjk_characters_in_vocab = {len(cjk)}")
 # %%
 def find_fixture():
     here = Path(globals().get("__file__", "tutorials/x.py")).resolve()
-    package_root = Path(nt.__path__[0]).resolve().parent  # a checkout numtrans is imported from
-    for root in [here.parents[1], Path.cwd(), *Path.cwd().parents, package_root]:
+    # every directory numtrans is imported from (a checkout, or beside an installed copy)
+    package_roots = [Path(p).resolve().parent for p in nt.__path__]
+    for root in [here.parents[1], Path.cwd(), *Path.cwd().parents, *package_roots]:
         path = root / "tests" / "fixtures" / "minilm_reference.npz"
         if path.is_file():
             return path
