@@ -1,5 +1,6 @@
 """Parameter-efficient fine-tuning: LoRA adapters (``lora.py``) and their use on models
-(``model.py``: apply, freeze, merge, save / load, several named adapters on one base)."""
+(``model.py``: apply, freeze, merge, save / load, several named adapters on one base), with
+whole modules trained and saved beside them, such as a classifier's new head (``saved.py``)."""
 
 from .lora import LoRALinear
 from .model import (
