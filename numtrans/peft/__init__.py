@@ -4,6 +4,8 @@ whole modules trained and saved beside them, such as a classifier's new head (``
 
 from .lora import LoRALinear
 from .model import (
+    BERT_ATTENTION,
+    GPT_ATTENTION,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -18,6 +20,8 @@ from .model import (
 )
 
 __all__ = [
+    "BERT_ATTENTION",
+    "GPT_ATTENTION",
     "LoRALinear",
     "apply_lora",
     "load_adapter",

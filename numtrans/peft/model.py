@@ -35,6 +35,7 @@ from .saved import (
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 BERT_ATTENTION = ("query", "key", "value", "attention.output.dense")
+GPT_ATTENTION = ("c_attn", "attn.c_proj")
 
 
 def _matches(name: str, patterns) -> bool:
@@ -136,7 +137,7 @@ def merge_and_unload(model):
     return model
 
 
-def save_adapter(model, directory: str) -> None:
+def save_adapter(model, directory: str, base_model_name_or_path: str | None = None) -> None:
     """The active adapter alone: ``adapter_model.safetensors`` (``<layer>.lora_A`` / ``lora_B``,
     and the saved modules' parameters, ``classifier.weight``) and ``adapter_config.json`` (r,
     alpha, targets, each base layer's (out, in) shape and each saved parameter's shape)."""
@@ -157,7 +158,8 @@ def save_adapter(model, directory: str) -> None:
     config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha,
               "base_model_class": type(model).__name__, "target_modules": sorted(shapes),
               "base_shapes": shapes, "modules_to_save": sorted(saved_modules(model)),
-              "saved_shapes": {k: list(v.shape) for k, v in saved.items()}}  # fmt: skip
+              "saved_shapes": {k: list(v.shape) for k, v in saved.items()},
+              "base_model_name_or_path": base_model_name_or_path}  # fmt: skip
     text = json.dumps(config, indent=1) + "\n"
     atomic_write(os.path.join(directory, ADAPTER_WEIGHTS), lambda tmp: save_file(tensors, tmp))
     atomic_write_text(os.path.join(directory, ADAPTER_CONFIG), text)
