@@ -129,11 +129,12 @@ print(f"  a random 384 x 384 matrix: {100 * energy(s_random, 8):.1f}%")
 assert all(energy(s, 8) > energy(s_random, 8) for s in spectra.values())
 
 # %% [markdown]
-# Every attention update has more of its size in its top 8 directions than a matrix without
-# structure would (the last line), so the update is far from "full rank" in spirit, though a
-# few steps of Adam (the fast mode) also add a sign-like, spread-out part. Low rank is a
-# hypothesis about the *useful* part of the update; the test of it is the accuracy LoRA
-# reaches (section 4). The figure shows whole spectra, normalised by their largest value.
+# Every attention update holds more of its size in its top 8 directions than a matrix without
+# structure (the last line). In the full mode (150 steps, one epoch; one run) the top 8 of 384
+# held 28-58 % in layer 0 and 72-93 % in layer 5: the deeper the layer, the lower the
+# effective rank of the change, and value / out are lower-rank than query / key. Low rank is a
+# hypothesis about the *useful* part of the update; the tests are below and in section 4.
+# The figure shows the whole spectra, normalised by their largest value.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -151,6 +152,7 @@ axes[0].set(xlabel="index i", ylabel="s_i / s_1 (log)", title="singular values o
 axes[1].set(xlabel="rank r", ylabel="share of ||dW||^2 in the top r",
             title="how much a rank-r update can hold")  # fmt: skip
 axes[1].axvline(8, color="gray", lw=0.8)
+axes[1].text(10, 0.05, "r = 8", fontsize=8, color="gray")
 for ax in axes:
     ax.legend(fontsize=8)
 fig.suptitle(f"MiniLM-L6, full fine-tune on sentiment, {steps} steps (CPU: Xeon, 2 cores)",
@@ -158,6 +160,22 @@ fig.suptitle(f"MiniLM-L6, full fine-tune on sentiment, {steps} steps (CPU: Xeon,
 fig.tight_layout()
 fig.savefig(os.path.join(OUT, "12_singular_values.png"), dpi=100)
 show(fig)
+
+# %% [markdown]
+# A sharper test of the hypothesis: keep only the rank-8 part of every attention update of the
+# full fine-tune (its truncated SVD, U_8 S_8 V_8^T, the best rank-8 approximation) and score
+# the model again. The feed-forward layers, embeddings and head keep their full updates.
+
+# %%
+params = dict(full.model.named_parameters())
+for (i, role), _ in spectra.items():
+    U, S, Vt = np.linalg.svd(delta(i, role), full_matrices=False)
+    name = f"encoder.layer.{i}.{ROLES[role]}.weight"
+    low_rank = (U[:, :8] * S[:8]) @ Vt[:8]
+    params["bert." + name].data[...] = (base[name] + low_rank).astype(np.float32)
+truncated = evaluate(full.model, full.tokenizer, test, labels, 64)
+print(f"test accuracy: full fine-tune {full.metrics['accuracy']:.4f}; with its attention "
+      f"updates cut to rank 8: {truncated['accuracy']:.4f}")  # fmt: skip
 
 # %% [markdown]
 # ## 2. How many parameters LoRA trains
