@@ -1,13 +1,18 @@
-"""``numtrans pretrain-mlm``, ``numtrans finetune`` and ``numtrans evaluate``.
+"""``numtrans pretrain-mlm``, ``finetune``, ``evaluate`` and ``merge-adapter``.
 
     numtrans pretrain-mlm [--data uci_sentiment] [--out DIR] [--max-steps N] [--key=value ...]
     numtrans finetune --model DIR --task classify|regress --data FILE [--out DIR] [options]
-    numtrans evaluate --model DIR --data FILE [--confusion-matrix PNG] [--json FILE]
+                      [--lora R [--lora-alpha A] [--lora-targets "query value"]]
+    numtrans evaluate --model DIR [--adapter DIR] --data FILE [--confusion-matrix PNG] [--json FILE]
+    numtrans merge-adapter --model BASE --adapter DIR --out DIR
 
 ``--data`` is a TSV, CSV or JSONL file of (text, label) rows (``numtrans.finetune.data``) or a
 bundled table such as ``uci_sentiment``. ``finetune`` starts from any pretrained directory
 (``pretrain-mlm``'s output, a Hugging Face BERT such as MiniLM, a GPT from ``numtrans pretrain``)
 and writes the model, its tokenizer and ``labels.json`` to ``--out``; ``evaluate`` reads them.
+With ``--lora R`` only low-rank adapters and the head train, and ``--out`` gets the adapter alone
+(``numtrans.finetune.adapters``): ``evaluate --adapter`` loads it onto its base, and
+``merge-adapter`` folds it into a plain model directory.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ def register(subparsers) -> None:
     f.add_argument("--max-steps", type=int)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--progress", action="store_true", help="show a progress bar")
+    f.add_argument("--lora", dest="lora_r", type=int, metavar="R",
+                   help="LoRA of rank R: train adapters and the head only, save the adapter")  # fmt: skip
+    f.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale: (alpha / R) B A")
+    f.add_argument("--lora-targets", metavar="PATTERN",
+                   help='Linear layers to adapt, e.g. "query value" (default: attention)')  # fmt: skip
     f.set_defaults(func=finetune_command)
 
     e = subparsers.add_parser(
@@ -60,11 +70,23 @@ def register(subparsers) -> None:
         description="Accuracy, macro-F1 and the confusion matrix (or MSE, MAE and Pearson r).",
     )
     e.add_argument("--model", required=True, help="a directory written by `numtrans finetune`")
+    e.add_argument("--adapter", help="a LoRA adapter (finetune --lora) to load onto --model")
     e.add_argument("--data", required=True, help="TSV/CSV/JSONL of (text, label)")
     _columns(e)
     e.add_argument("--confusion-matrix", dest="png", help="save the confusion matrix as a PNG")
     e.add_argument("--json", dest="json_path", help="write the metrics to a JSON file")
     e.set_defaults(func=evaluate_command)
+
+    g = subparsers.add_parser(
+        "merge-adapter",
+        help="fold a LoRA adapter into its base: a plain fine-tuned model",
+        description="W + (alpha / r) B A in every adapted layer, the head from the adapter; "
+        "the result is scored by `numtrans evaluate --model OUT` as base + adapter were.",
+    )
+    g.add_argument("--model", required=True, help="the base the adapter was trained on")
+    g.add_argument("--adapter", required=True, help="a directory written by `finetune --lora`")
+    g.add_argument("--out", required=True, help="where the merged model is written")
+    g.set_defaults(func=merge_adapter_command)
 
 
 def _columns(parser) -> None:
@@ -128,6 +150,9 @@ def finetune_command(args, extra: list[str]) -> int:
         max_steps=args.max_steps,
         seed=args.seed,
         progress=args.progress,
+        lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_targets=args.lora_targets,
     )  # fmt: skip  (settings are checked here, before any file is read)
     data = read_labeled(args.data, args.text_column, args.label_column, task)
     if args.eval_data:
@@ -144,7 +169,7 @@ def evaluate_command(args, extra: list[str]) -> int:
     from ..finetune import read_labeled
     from ..recipes.finetune import evaluate, format_metrics, load_finetuned
 
-    model, tokenizer, labels, max_length = load_finetuned(args.model)
+    model, tokenizer, labels, max_length = load_finetuned(args.model, args.adapter)
     data = read_labeled(args.data, args.text_column, args.label_column, labels.task)
     m = evaluate(model, tokenizer, data, labels, max_length)
     print(format_metrics(m))
@@ -161,4 +186,16 @@ def evaluate_command(args, extra: list[str]) -> int:
     if args.json_path:
         with open(args.json_path, "w", encoding="utf-8") as f:
             json.dump(m, f, indent=1)
+    return 0
+
+
+def merge_adapter_command(args, extra: list[str]) -> int:
+    if extra:
+        raise ValueError(f"unexpected arguments {extra}")
+    from ..finetune.adapters import merge_adapter_dir
+    from ..validation import check_output_dir
+
+    check_output_dir(args.out, "out")
+    merge_adapter_dir(args.model, args.adapter, args.out)
+    print(f"merged {args.adapter} into {args.model}: saved to {args.out}")
     return 0

@@ -1,8 +1,11 @@
 """Parameter-efficient fine-tuning: LoRA adapters (``lora.py``) and their use on models
-(``model.py``: apply, freeze, merge, save / load, several named adapters on one base)."""
+(``model.py``: apply, freeze, merge, save / load, several named adapters on one base), with
+whole modules trained and saved beside them, such as a classifier's new head (``saved.py``)."""
 
 from .lora import LoRALinear
 from .model import (
+    BERT_ATTENTION,
+    GPT_ATTENTION,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -17,6 +20,8 @@ from .model import (
 )
 
 __all__ = [
+    "BERT_ATTENTION",
+    "GPT_ATTENTION",
     "LoRALinear",
     "apply_lora",
     "load_adapter",

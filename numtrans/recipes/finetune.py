@@ -15,6 +15,8 @@ updated gently or not at all:
 * ``freeze=True``: only the head trains (a linear probe of frozen features: fast, no forgetting);
 * ``body_lr``: a smaller learning rate for the body than for the head (discriminative rates),
   set through optimiser parameter groups;
+* ``lora_r``: LoRA, the body frozen and low-rank pairs trained on ``lora_targets`` (default:
+  attention), the head in full; only the adapter is saved (``adapters.py``);
 * the rate warms up linearly for ``warmup_fraction`` of the steps, then decays linearly to 0
   (BERT's schedule). AdamW, gradient clipping at 1.
 
@@ -31,6 +33,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from ..finetune.adapters import add_lora, is_adapter_dir, load_with_adapter, save_adapter_dir
 from ..finetune.data import LABELS_FILE, LabeledData, LabelMap, check_task
 from ..finetune.models import (
     body_and_head,
@@ -81,11 +84,16 @@ class FinetuneConfig:
     log_interval: int = 20
     seed: int = 0
     progress: bool = False
+    lora_r: int | None = None  # LoRA rank: train low-rank adapters, save only them
+    lora_alpha: float = 16.0  # the update is (lora_alpha / lora_r) B A
+    lora_targets: str | None = None  # Linear name patterns (None: attention's q/k/v/out)
 
     def __post_init__(self):
         # checked where the config is built (CLI and Python alike), not steps later
         check_settings(self, _FINETUNE_RULES)
         self.task = check_task(self.task)
+        if self.lora_r is not None and self.freeze:
+            raise ValueError("freeze and lora_r exclude each other (LoRA freezes the body itself)")
 
 
 _FINETUNE_RULES = {
@@ -107,6 +115,9 @@ _FINETUNE_RULES = {
     "log_interval": POSITIVE_INT,
     "seed": ANY_INT,
     "progress": BOOL,
+    "lora_r": optional(POSITIVE_INT),
+    "lora_alpha": POSITIVE_FLOAT,
+    "lora_targets": optional(TEXT),
 }
 
 
@@ -225,6 +236,8 @@ def finetune(
     tokenizer = load_tokenizer(model_dir)
     manual_seed(cfg.seed)  # the new head's initial weights
     model = classifier_from_pretrained(model_dir, labels.num_labels, cfg.pooling, cfg.dropout)
+    if cfg.lora_r is not None:
+        add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_targets)
     steps = math.ceil(cfg.epochs * math.ceil(len(train) / cfg.batch_size))
     steps = min(steps, cfg.max_steps) if cfg.max_steps else steps
     optimizer, scheduler = build_optimizer(model, cfg, steps)
@@ -262,7 +275,12 @@ def finetune(
     model.eval()
     metrics = evaluate(model, tokenizer, val, labels, cfg.max_length)
     say(format_metrics(metrics))
-    if out_dir is not None:
+    if out_dir is not None and cfg.lora_r is not None:
+        save_adapter_dir(out_dir, model, labels, model_dir, max_length=cfg.max_length,
+                         pooling=cfg.pooling)  # fmt: skip
+        _save_history(out_dir, history, metrics, cfg)
+        say(f"adapter saved to {out_dir} (the base stays in {model_dir})")
+    elif out_dir is not None:
         save_finetuned(out_dir, model, tokenizer, labels, cfg, history, metrics)
         say(f"saved to {out_dir}")
     return FinetuneResult(model, tokenizer, labels, history, metrics)
@@ -280,17 +298,26 @@ def save_finetuned(out_dir, model, tokenizer, labels, cfg, history=None, metrics
         tokenizer.save(os.path.join(out_dir, "tokenizer.json"))
     labels.save(out_dir, max_length=cfg.max_length)
     if history is not None:
-        atomic_write_text(
-            os.path.join(out_dir, "history.json"),
-            json.dumps({"history": history, "metrics": metrics, "config": asdict(cfg)}),
-        )
+        _save_history(out_dir, history, metrics, cfg)
 
 
-def load_finetuned(directory: str):
-    """``(model, tokenizer, label_map, max_length)`` of a directory written by ``finetune``."""
+def _save_history(out_dir, history, metrics, cfg) -> None:
+    atomic_write_text(
+        os.path.join(out_dir, "history.json"),
+        json.dumps({"history": history, "metrics": metrics, "config": asdict(cfg)}),
+    )
+
+
+def load_finetuned(directory: str, adapter: str | None = None):
+    """``(model, tokenizer, label_map, max_length)`` of a directory written by ``finetune``, or
+    of a base ``directory`` with the LoRA ``adapter`` that ``finetune --lora`` wrote."""
     from ..models.bert_heads import BertForSequenceClassification
     from ..models.gpt_heads import GPTForSequenceClassification
 
+    if adapter is not None:
+        return load_with_adapter(directory, adapter)
+    if is_adapter_dir(directory):
+        raise ValueError(f"{directory!r} holds an adapter: pass --model BASE --adapter {directory}")
     labels, extra = LabelMap.load(directory)
     kind = model_kind(directory)
     classes = {c.__name__: c for c in (BertForSequenceClassification, GPTForSequenceClassification)}

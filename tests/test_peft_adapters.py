@@ -1,0 +1,119 @@
+"""LoRA with a task head (``modules_to_save``) and several task adapters on one MiniLM-shaped
+base: what trains, what is saved, what switching changes, and the bases an adapter refuses."""
+
+import numpy as np
+import pytest
+
+from numtrans import manual_seed
+from numtrans.models.bert import BertConfig
+from numtrans.models.bert_heads import BertForSequenceClassification
+from numtrans.peft import (
+    LoRALinear,
+    apply_lora,
+    load_adapter,
+    merge_and_unload,
+    read_adapter_config,
+    save_adapter,
+    set_adapter,
+    trainable_parameters,
+)
+
+IDS = np.array([[2, 7, 9, 4, 3], [2, 5, 6, 3, 0]])
+MASK = (IDS != 0).astype(np.int64)
+
+
+def classifier(seed=0, hidden=16, layers=2, heads=2, inter=32, labels=2, vocab=50):
+    manual_seed(seed)
+    cfg = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                     num_attention_heads=heads, intermediate_size=inter, num_labels=labels,
+                     max_position_embeddings=16, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)  # fmt: skip
+    return BertForSequenceClassification(cfg).double().eval()
+
+
+def logits(model):
+    return model(IDS, attention_mask=MASK).logits.numpy()
+
+
+def perturb(model, seed):
+    """Random B's and a random head: what training one task would have made of the adapter."""
+    rng = np.random.default_rng(seed)
+    for m in model.modules():
+        if isinstance(m, LoRALinear):
+            m.lora_B.data[...] = rng.normal(scale=0.5, size=m.lora_B.shape)
+    model.classifier.weight.data[...] = rng.normal(size=model.classifier.weight.shape)
+    model.classifier.bias.data[...] = rng.normal(size=model.classifier.bias.shape)
+
+
+def test_head_trains_under_lora_marking_and_is_saved(tmp_path):
+    model = classifier()
+    apply_lora(model, r=2, alpha=4, modules_to_save=("classifier",))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {n for n in trainable if "lora_" in n} | {
+        "classifier.weight",
+        "classifier.bias",
+    }
+    assert "classifier.weight" in trainable and "bert.pooler.dense.weight" not in trainable
+    lora = 2 * 4 * 2 * (16 + 16)  # layers x targets x r x (in + out)
+    assert trainable_parameters(model)[0] == lora + 16 * 2 + 2
+    out = model(IDS, attention_mask=MASK, labels=np.array([0, 1]))
+    out.loss.backward()
+    assert np.abs(model.classifier.weight.grad).max() > 0
+    assert model.bert.pooler.dense.weight.grad is None
+
+    perturb(model, 1)
+    expected = logits(model)
+    save_adapter(model, str(tmp_path / "a"))
+    config = read_adapter_config(str(tmp_path / "a"))
+    assert config["modules_to_save"] == ["classifier"]
+    assert config["saved_shapes"]["classifier.weight"] == [2, 16]
+    fresh = classifier(seed=0)
+    fresh.classifier.weight.data[...] = 0.0  # the saved head must replace it
+    load_adapter(fresh, str(tmp_path / "a"))
+    np.testing.assert_allclose(logits(fresh), expected, atol=1e-10)
+    merge_and_unload(fresh)
+    assert not any("lora_" in k for k in fresh.state_dict())
+    np.testing.assert_allclose(logits(fresh), expected, atol=1e-10)
+
+
+def test_adapter_refuses_a_base_whose_head_differs(tmp_path):
+    model = classifier()
+    apply_lora(model, r=2, alpha=4, modules_to_save=("classifier",))
+    save_adapter(model, str(tmp_path / "a"))
+    other = classifier(labels=3)
+    before = {k: v.copy() for k, v in other.state_dict().items()}
+    with pytest.raises(ValueError, match=r"another base: classifier.weight is \[3, 16\] here"):
+        load_adapter(other, str(tmp_path / "a"))
+    assert not any(isinstance(m, LoRALinear) for m in other.modules())  # refused untouched
+    assert all(np.array_equal(v, before[k]) for k, v in other.state_dict().items())
+    with pytest.raises(ValueError, match="match no module"):
+        apply_lora(classifier(), modules_to_save=("no_such_head",))
+
+
+def test_two_task_adapters_on_one_minilm_shaped_base(tmp_path):
+    """MiniLM-L6's shapes (6 layers, 384 wide, 12 heads, 1536 feed-forward; a short vocabulary):
+    two adapters with their own heads, loaded on one base and switched back and forth."""
+    shape = dict(hidden=384, layers=6, heads=12, inter=1536, vocab=64)
+    model = classifier(**shape)
+    base_logits = logits(model)
+    outputs = {}
+    for task, seed in (("sentiment", 1), ("topics", 2)):
+        apply_lora(model, r=8, alpha=16, adapter_name=task, modules_to_save=("classifier",))
+        perturb(model, seed)
+        outputs[task] = logits(model)
+        save_adapter(model, str(tmp_path / task))
+    assert np.abs(outputs["sentiment"] - outputs["topics"]).max() > 1e-2
+
+    base = classifier(**shape)
+    np.testing.assert_allclose(logits(base), base_logits, atol=1e-12)
+    query = base.bert.encoder.layer[0].attention.self.query
+    weight, weight_values = query.weight, query.weight.data.copy()
+    for task in outputs:
+        load_adapter(base, str(tmp_path / task), name=task)
+    for task in ("sentiment", "topics", "sentiment", "topics"):
+        set_adapter(base, task)
+        np.testing.assert_allclose(logits(base), outputs[task], atol=1e-9)
+    layer = base.bert.encoder.layer[0].attention.self.query
+    assert layer.weight is weight and np.array_equal(layer.weight.data, weight_values)
+    with pytest.raises(ValueError, match="no adapter 'nope'"):
+        set_adapter(base, "nope")
