@@ -36,17 +36,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import blas_line  # noqa: E402
 
 from numtrans import manual_seed  # noqa: E402
-from numtrans.finetune import FinetuneConfig, LabelMap, evaluate, read_labeled  # noqa: E402
+from numtrans.finetune import LabelMap, read_labeled  # noqa: E402
 from numtrans.finetune.adapters import add_lora  # noqa: E402
 from numtrans.finetune.models import (  # noqa: E402
     classifier_from_pretrained,
     encode_texts,
     load_tokenizer,
 )
-from numtrans.finetune.train import build_optimizer, make_get_batch  # noqa: E402
 from numtrans.models.sentence_encoder import installed_minilm  # noqa: E402
 from numtrans.optim import clip_grad_norm_  # noqa: E402
 from numtrans.peft import save_adapter  # noqa: E402
+from numtrans.recipes.finetune import FinetuneConfig, build_optimizer, evaluate, make_get_batch  # noqa: E402
 
 SEED, BATCH, MAX_LENGTH = 0, 16, 64
 ROWS = {"full": ("full fine-tuning", 5e-5), "lora": ("LoRA r=8 q/k/v/out", 1e-3)}

@@ -13,15 +13,10 @@ import numpy as np
 import pytest
 
 import numtrans as nt
-from numtrans.finetune import (
-    FinetuneConfig,
-    LabeledData,
-    finetune,
-    load_finetuned,
-    predict_logits,
-)
-from numtrans.finetune.mlm import MLMConfig, build_mlm
+from numtrans.finetune import LabeledData, predict_logits
 from numtrans.models import GPT, GPTConfig
+from numtrans.recipes.finetune import FinetuneConfig, finetune, load_finetuned
+from numtrans.recipes.mlm import MLMConfig, build_mlm
 from numtrans.tokenizers import CharTokenizer, WordPieceTokenizer
 
 GOOD, BAD = "good great fine nice".split(), "bad awful poor dull".split()

@@ -50,11 +50,11 @@ import time
 
 import numpy as np
 
-from numtrans.finetune import FinetuneConfig, LabelMap, finetune, read_labeled
-from numtrans.finetune.train import evaluate
+from numtrans.finetune import LabelMap, read_labeled
 from numtrans.models import BertModel
 from numtrans.models.sentence_encoder import installed_minilm
 from numtrans.peft import lora_layers, merge_and_unload, save_adapter, trainable_parameters
+from numtrans.recipes.finetune import FinetuneConfig, evaluate, finetune
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
