@@ -147,3 +147,23 @@ def test_quantized_linear_matches_float():
     assert out.shape == (3, 5, 10)
     np.testing.assert_allclose(out[0, 0], lin.bias.data, rtol=1e-6)
     assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_weight_packed_once(tmp_path, monkeypatch):
+    """The int8 weight is packed when quantized or loaded, never in forward."""
+    import numtrans.compress.int8 as int8_mod
+
+    q = quantize(tiny_bert())
+    layer = q.encoder.layer[0].attention.self.query
+    assert layer.packed is not None
+    np.testing.assert_array_equal(layer.packed.unpack(), layer.weight_int8.T)
+    save_quantized(q, str(tmp_path / "q"))
+    back = load_quantized(BertModel, str(tmp_path / "q"))
+    assert all(m.packed is not None for m in back.modules() if isinstance(m, QuantizedLinear))
+
+    def no_packing(b):
+        raise AssertionError("forward repacked a weight")
+
+    monkeypatch.setattr(int8_mod._native or int8_mod, "int8_pack_b", no_packing, raising=False)
+    ids = np.random.default_rng(3).integers(1, 50, (2, 5))
+    np.testing.assert_array_equal(hidden(back, ids), hidden(q, ids))

@@ -5,20 +5,36 @@ teacher_logits_cached(forward, inputs, cache="teacher.safetensors")
 quantize(model, bits=8, group_size=None, skip=())  -> a new model with QuantizedLinear layers
 save_quantized(model, dir) / load_quantized(cls, dir)
 int8_matmul(a, b)  exact int8 x int8 -> int32 GEMM (native AVX-512 VNNI / AVX2, NumPy fallback)
+pack_int8(b) / int8_matmul_packed(a, packed) / int8_linear(x, packed, w_scale, bias)
+    the same GEMM with B packed once in the kernel's layout, and the fused quantized layer
 """
 
 from .distillation import distillation_loss, soft_target_loss, teacher_logits_cached
-from .int8 import int8_isas, int8_matmul, native_int8_available
+from .int8 import (
+    PackedInt8,
+    int8_isas,
+    int8_linear,
+    int8_matmul,
+    int8_matmul_packed,
+    native_int8_available,
+    pack_int8,
+    quantize_rows_int8,
+)
 from .quantize import QuantizedLinear, load_quantized, quantize, save_quantized
 
 __all__ = [
+    "PackedInt8",
     "QuantizedLinear",
     "distillation_loss",
     "int8_isas",
+    "int8_linear",
     "int8_matmul",
+    "int8_matmul_packed",
     "load_quantized",
     "native_int8_available",
+    "pack_int8",
     "quantize",
+    "quantize_rows_int8",
     "save_quantized",
     "soft_target_loss",
     "teacher_logits_cached",

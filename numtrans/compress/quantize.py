@@ -39,9 +39,9 @@ from ..models.pretrained import (
 from ..nn.linear import Linear
 from ..nn.module import Module, Parameter
 from ..tensor import Tensor
-from .int8 import int8_matmul
+from .int8 import QMAX8, int8_linear, pack_int8
 
-QMAX8, QMAX4 = 127, 7
+QMAX4 = 7
 
 
 def quantize_weight_int8(w: np.ndarray):
@@ -50,13 +50,6 @@ def quantize_weight_int8(w: np.ndarray):
     scale = np.where(amax > 0, amax / QMAX8, 1.0).astype(np.float32)  # all-zero row: any scale
     q = np.clip(np.rint(w / scale[:, None]), -QMAX8, QMAX8).astype(np.int8)
     return q, scale
-
-
-def quantize_rows_int8(x: np.ndarray):
-    """x (rows, in) float -> (xq int8, scale (rows,)): the dynamic per-token activation scale."""
-    amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], x.dtype)
-    scale = np.where(amax > 0, amax / QMAX8, 1.0).astype(np.float32)
-    return np.clip(np.rint(x / scale[:, None]), -QMAX8, QMAX8).astype(np.int8), scale
 
 
 def quantize_weight_int4(w: np.ndarray, group_size: int):
@@ -81,7 +74,10 @@ def unpack_int4(packed: np.ndarray) -> np.ndarray:
 class QuantizedLinear(Module):
     """Drop-in inference replacement of ``Linear``: (..., in_features) -> (..., out_features).
 
-    No gradient flows through it (post-training quantization is for inference)."""
+    No gradient flows through it (post-training quantization is for inference). The int8
+    weight is also kept packed in the GEMM kernel's layout (``self.packed``, not saved): made by
+    ``pack_weight()`` when the layer is quantized or loaded, so no call repacks it. After
+    changing ``weight_int8`` by hand, call ``pack_weight()`` again."""
 
     def __init__(self, in_features, out_features, bias=True, bits=8, group_size=None):
         super().__init__()
@@ -104,6 +100,13 @@ class QuantizedLinear(Module):
                 "weight_scale", np.ones((out_features, in_features // group_size), np.float32)
             )
         self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
+        self.packed = None
+
+    def pack_weight(self) -> QuantizedLinear:
+        """Pack W^T (in, out) for the int8 kernel, once (a plain attribute, not a buffer)."""
+        if self.bits == 8:
+            self.packed = pack_int8(np.ascontiguousarray(self.weight_int8.T))
+        return self
 
     @classmethod
     def from_linear(cls, linear: Linear, bits=8, group_size=None) -> QuantizedLinear:
@@ -115,7 +118,7 @@ class QuantizedLinear(Module):
             q.weight_int4, q.weight_scale = quantize_weight_int4(w, group_size)
         if linear.bias is not None:
             q.bias = Parameter(linear.bias.data.astype(np.float32).copy())
-        return q
+        return q.pack_weight()
 
     def dequantized_weight(self) -> np.ndarray:
         """The float32 (out, in) weight the quantized one stands for."""
@@ -131,14 +134,16 @@ class QuantizedLinear(Module):
                 f"QuantizedLinear: input has {data.shape[-1]} features, expected {self.in_features}"
             )
         x2 = data.reshape(-1, self.in_features).astype(np.float32, copy=False)
+        bias = None if self.bias is None else self.bias.data
         if self.bits == 8:
-            xq, sx = quantize_rows_int8(x2)
-            acc = int8_matmul(xq, np.ascontiguousarray(self.weight_int8.T))  # exact int32
-            out = acc.astype(np.float32) * sx[:, None] * self.weight_scale[None, :]
+            if self.packed is None:
+                self.pack_weight()
+            # y = s_x s_w (xq @ Wq^T) + b: row quantization, exact int32 GEMM and rescale in one
+            out = int8_linear(x2, self.packed, self.weight_scale, bias)
         else:
             out = x2 @ self.dequantized_weight().T
-        if self.bias is not None:
-            out += self.bias.data
+            if bias is not None:
+                out += bias
         return Tensor(out.reshape(data.shape[:-1] + (self.out_features,)).astype(data.dtype))
 
     def extra_repr(self) -> str:
@@ -256,6 +261,9 @@ def load_quantized(cls, directory: str) -> Module:
         if np.asarray(getattr(dtype, "data", dtype)).dtype.kind != array.dtype.kind:
             raise ValueError(f"tensor {name!r} has dtype {array.dtype} in {weights_path}")
     model.load_state_dict(tensors, strict=True)
+    for m in model.modules():
+        if isinstance(m, QuantizedLinear):
+            m.pack_weight()  # the loaded int8 weights, packed once
     model.quantization = info
     model.eval()
     return model
