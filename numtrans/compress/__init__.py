@@ -2,7 +2,7 @@
 
 distillation_loss(student_logits, teacher_logits, labels, temperature=2.0, alpha=0.5)
 teacher_logits_cached(forward, inputs, cache="teacher.safetensors")
-quantize(model, bits=8, group_size=None, skip=())  -> a new model with QuantizedLinear layers
+quantize(model, bits=8, group_size=None, skip=(), embeddings=True) -> a new, quantized model
 save_quantized(model, dir) / load_quantized(cls, dir)
 int8_matmul(a, b)  exact int8 x int8 -> int32 GEMM (native AVX-512 VNNI / AVX2, NumPy fallback)
 pack_int8(b) / int8_matmul_packed(a, packed) / int8_linear(x, packed, w_scale, bias)
@@ -20,10 +20,12 @@ from .int8 import (
     pack_int8,
     quantize_rows_int8,
 )
-from .quantize import QuantizedLinear, load_quantized, quantize, save_quantized
+from .layers import QuantizedEmbedding, QuantizedLinear
+from .quantize import load_quantized, quantize, save_quantized
 
 __all__ = [
     "PackedInt8",
+    "QuantizedEmbedding",
     "QuantizedLinear",
     "distillation_loss",
     "int8_isas",

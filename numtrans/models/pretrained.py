@@ -216,6 +216,11 @@ class PretrainedMixin:
                 f"{directory!r} holds a {architecture}, not a {cls.__name__}; "
                 f"load it with {architecture}.from_pretrained"
             )
+        if "quantization" in values:  # written by numtrans.compress.save_quantized
+            raise ValueError(
+                f"{directory!r} holds a {values['quantization'].get('bits')}-bit quantized "
+                f"{architecture}: load it with numtrans.compress.load_quantized({cls.__name__}, ...)"
+            )
         config = config_from_dict(cls.config_class, values)
         check_config_against_header(config, read_header_shapes(weights_path), directory)
         tensors = read_weights(weights_path)
