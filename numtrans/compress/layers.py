@@ -108,7 +108,7 @@ class QuantizedLinear(Module):
         return q * np.repeat(self.weight_scale, self.group_size, axis=1)
 
     def forward(self, x):
-        data = getattr(x, "data", x)
+        data = x.data if isinstance(x, Tensor) else np.asarray(x)
         if data.shape[-1] != self.in_features:
             raise ValueError(
                 f"QuantizedLinear: input has {data.shape[-1]} features, expected {self.in_features}"
@@ -156,7 +156,7 @@ class QuantizedEmbedding(Module):
         return self.weight_int8.astype(np.float32) * self.weight_scale[:, None]
 
     def forward(self, ids):
-        idx = np.asarray(getattr(ids, "data", ids))
+        idx = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
         rows = self.weight_int8[idx].astype(np.float32)  # (..., C)
         return Tensor(rows * self.weight_scale[idx][..., None])
 
