@@ -96,6 +96,7 @@ _COMMAND_MODULES = (
     "qa",
     "kb",
     "summarize",
+    "compress",
 )
 
 

@@ -225,3 +225,31 @@ def test_weight_packed_once(tmp_path, monkeypatch):
     monkeypatch.setattr(int8_mod._native or int8_mod, "int8_pack_b", no_packing, raising=False)
     ids = np.random.default_rng(3).integers(1, 50, (2, 5))
     np.testing.assert_array_equal(hidden(back, ids), hidden(q, ids))
+
+
+def test_student_from_every_other_layer():
+    from numtrans.compress.student import kept_layers, student_from_teacher
+    from numtrans.finetune.distill import DistillConfig
+    from numtrans.models.bert_heads import BertForSequenceClassification
+
+    assert kept_layers(6, 3) == [0, 2, 4] and kept_layers(6, 2) == [0, 3]
+    assert kept_layers(4, 4) == [0, 1, 2, 3]
+    nt.manual_seed(0)
+    cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=16, num_labels=3)  # fmt: skip
+    teacher = BertForSequenceClassification(cfg).eval()
+    student = student_from_teacher(teacher, 2)
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    assert len(student.bert.encoder.layer) == 2
+    for s, t in zip(student.bert.encoder.layer, [teacher.bert.encoder.layer[i] for i in (0, 2)]):
+        for (name, a), (_, b) in zip(s.state_dict().items(), t.state_dict().items()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    student.bert.encoder.layer[0].output.dense.weight.data[:] = 0  # a copy, not the teacher's
+    assert np.abs(teacher.bert.encoder.layer[0].output.dense.weight.data).max() > 0
+    ids = np.array([[2, 5, 6, 3]])
+    full = student_from_teacher(teacher, 4)
+    np.testing.assert_array_equal(full(ids).logits.data, teacher(ids).logits.data)
+    with pytest.raises(ValueError, match="1 to 4 layers"):
+        student_from_teacher(teacher, 5)
+    with pytest.raises(ValueError, match="alpha"):
+        DistillConfig(alpha=1.5)

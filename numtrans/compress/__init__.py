@@ -4,6 +4,7 @@ distillation_loss(student_logits, teacher_logits, labels, temperature=2.0, alpha
 teacher_logits_cached(forward, inputs, cache="teacher.safetensors")
 quantize(model, bits=8, group_size=None, skip=(), embeddings=True) -> a new, quantized model
 save_quantized(model, dir) / load_quantized(cls, dir)
+student_from_teacher(teacher, num_layers)   DistilBERT's student (the recipe: finetune.distill)
 quantization_errors(model, run) / format_errors / most_sensitive   per-layer error analysis
 int8_matmul(a, b)  exact int8 x int8 -> int32 GEMM (native AVX-512 VNNI / AVX2, NumPy fallback)
 pack_int8(b) / int8_matmul_packed(a, packed) / int8_linear(x, packed, w_scale, bias)
@@ -24,6 +25,7 @@ from .int8 import (
 )
 from .layers import QuantizedEmbedding, QuantizedLinear
 from .quantize import load_quantized, quantize, save_quantized
+from .student import kept_layers, student_from_teacher
 
 __all__ = [
     "LayerError",
@@ -36,6 +38,7 @@ __all__ = [
     "int8_linear",
     "int8_matmul",
     "int8_matmul_packed",
+    "kept_layers",
     "load_quantized",
     "most_sensitive",
     "native_int8_available",
@@ -45,5 +48,6 @@ __all__ = [
     "quantize_rows_int8",
     "save_quantized",
     "soft_target_loss",
+    "student_from_teacher",
     "teacher_logits_cached",
 ]

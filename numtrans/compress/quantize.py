@@ -143,6 +143,39 @@ def save_quantized(model: Module, directory: str) -> None:
     atomic_write(os.path.join(directory, CONFIG_NAME), write_config)
 
 
+def stored_dtypes(path: str) -> dict:
+    """name -> dtype string ("F32", "I8", ...) from a safetensors header, without reading data."""
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+def check_float_directory(directory: str) -> None:
+    """One line if ``directory`` is not a float model to quantize: it is quantized already
+    (config.json has a ``quantization`` entry), or its weights are int8 beside a float config."""
+    config_path = os.path.join(directory, CONFIG_NAME)
+    weights_path = os.path.join(directory, WEIGHTS_NAME)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
+    with open(config_path, encoding="utf-8") as f:
+        values = json.load(f)
+    if isinstance(values, dict) and values.get("quantization") is not None:
+        bits = values["quantization"].get("bits")
+        raise ValueError(
+            f"{directory!r} is already quantized ({bits}-bit); quantize its float original"
+        )
+    if os.path.isfile(weights_path):
+        ints = [k for k, d in stored_dtypes(weights_path).items() if d in ("I8", "U8")]
+        if ints:
+            raise ValueError(
+                f"{weights_path} holds int8 tensors (e.g. {ints[0]!r}) but config.json describes "
+                f"a float model: the weights and the config do not belong together"
+            )
+
+
 def _check_kinds(model: Module, tensors: dict, path: str) -> None:
     """One line when the file's integer / float tensors are not the ones the config describes
     (e.g. int8 weights beside a float config, or float weights beside an int8 config)."""
