@@ -1,10 +1,13 @@
 """Compression benchmark: the int8 GEMM against float32 BLAS at MiniLM's shapes (1 and 2
-threads), and all-MiniLM-L6-v2 in float32 vs int8: file size, sentence-embedding cosine on real
+threads); all-MiniLM-L6-v2 in float32 vs int8: file size, sentence-embedding cosine on real
 sentences, end-to-end encode time, and PyTorch's ``quantize_dynamic`` on the same model (when
-torch and transformers are installed). Noisy on a shared machine: the best of repeated runs,
-the compared kernels measured side by side.
+torch and transformers are installed); and (``classify``) a MiniLM sentiment classifier (a
+probe on the frozen encoder, the teacher) against its int8 copy and against 3-layer students
+distilled from it or trained on the hard labels alone. Noisy on a shared machine: the best of
+repeated runs, the compared kernels measured side by side.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compression.py [--only gemm]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compression.py \
+        [--only gemm|minilm|classify]
 """
 
 from __future__ import annotations
@@ -165,9 +168,56 @@ def torch_timings(path, texts):
     return {"torch float32": lambda: run(model), "torch quantize_dynamic": lambda: run(qmodel)}
 
 
+def classify(epochs=1.0):
+    """Teacher, int8 teacher, distilled and hard-label students on a seeded 80/20 split."""
+    from numtrans.compress import quantize
+    from numtrans.finetune import FinetuneConfig, finetune, read_labeled
+    from numtrans.finetune.distill import DistillConfig, distill
+    from numtrans.finetune.train import evaluate
+    from numtrans.models.sentence_encoder import installed_minilm
+
+    path = installed_minilm()
+    if path is None:
+        print("\nMiniLM not installed: classify skipped")
+        return
+    limit = threads(1)
+    train, val = read_labeled("uci_sentiment").split(0.2, seed=0)
+    print(f"\nuci_sentiment, seeded split: {len(train)} train / {len(val)} held out")
+    quiet = lambda *a, **k: None  # noqa: E731
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        cfg = FinetuneConfig(freeze=True, epochs=20, lr=3e-3, batch_size=32, log_interval=10**6)
+        res = finetune(path, train, cfg, val=val, out_dir=os.path.join(d, "teacher"), say=quiet)
+        print(f"teacher: MiniLM-L6 + a linear probe, trained in {time.perf_counter() - t0:.0f} s")
+        rows = []
+
+        def measure(name, model, metrics=None):
+            t = time.perf_counter()
+            m = evaluate(model, res.tokenizer, val, res.labels, cfg.max_length)
+            per_k = (time.perf_counter() - t) / len(val) * 1000
+            size = sum(np.asarray(v).nbytes for v in model.state_dict().values())
+            rows.append((name, m["accuracy"], m["macro_f1"], size / 1e6, per_k))
+
+        measure("teacher float32 (6 layers)", res.model)
+        measure("teacher int8", quantize(res.model))
+        for alpha, name in ((0.5, "student distilled"), (0.0, "student hard labels")):
+            t0 = time.perf_counter()
+            dcfg = DistillConfig(num_layers=3, alpha=alpha, epochs=epochs, lr=1e-4,
+                                 batch_size=16, freeze_embeddings=True)  # fmt: skip
+            out = distill(os.path.join(d, "teacher"), train, dcfg, val=val, say=quiet)
+            print(f"{name} (3 layers, alpha={alpha}): trained in {time.perf_counter() - t0:.0f} s")
+            measure(f"{name} (3 layers)", out.model)
+            measure(f"{name} int8", quantize(out.model))
+    print(f"{'model':<32} {'accuracy':>8} {'macro-F1':>8} {'MB':>7} {'s/1k sent':>9}")
+    for name, acc, f1, n, t in rows:  # n: weight bytes in MB
+        print(f"{name:<32} {acc:8.4f} {f1:8.4f} {n:7.1f} {t:9.2f}")
+    if limit is not None:
+        limit.unregister()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["gemm", "minilm"], help="run one section")
+    parser.add_argument("--only", choices=["gemm", "minilm", "classify"], help="one section")
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}; int8 kernels here: {', '.join(int8_isas())}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} (shared machine)")
@@ -175,3 +225,5 @@ if __name__ == "__main__":
         gemm_table()
     if args.only in (None, "minilm"):
         minilm()
+    if args.only in (None, "classify"):
+        classify()

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
 TIMEOUT_S = 120
 # tutorials that must save a figure (10 plots only with the C++ kernel)
-PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "14", "15"}
+PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "11", "14", "15"}
 
 
 def test_there_are_tutorials():
