@@ -74,8 +74,9 @@ def quantization_errors(
     model: Module, run, bits: int = 8, group_size: int | None = None, embeddings: bool = True
 ) -> list[LayerError]:
     """One ``LayerError`` per layer, in the model's order. ``run(m)`` runs a model on your inputs
-    and returns its output (e.g. ``lambda m: m(ids)``); it is called 2 + (number of layers)
-    times. The model itself is not changed."""
+    and returns the output you care about (e.g. ``lambda m: m(ids)``, or pooled sentence
+    vectors: a padded batch's hidden states at padding positions would count as errors too);
+    it is called 2 + (number of layers) times. The model itself is not changed."""
     if bits == 4 and group_size is None:
         group_size = 32
     names = [(n, "linear") for n in _names(model, Linear)]
