@@ -3,11 +3,12 @@ threads); all-MiniLM-L6-v2 in float32 vs int8: file size, sentence-embedding cos
 sentences, end-to-end encode time, and PyTorch's ``quantize_dynamic`` on the same model (when
 torch and transformers are installed); and (``classify``) a MiniLM sentiment classifier (a
 probe on the frozen encoder, the teacher) against its int8 copy and against 3-layer students
-distilled from it or trained on the hard labels alone. Noisy on a shared machine: the best of
+distilled from it or trained on the hard labels alone; (``gpt``) the Shakespeare GPT's
+validation loss in float32, int8 and 4-bit. Noisy on a shared machine: the best of
 repeated runs, the compared kernels measured side by side.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compression.py \
-        [--only gemm|minilm|classify]
+        [--only gemm|minilm|classify|gpt] [--gpt SHAKESPEARE_MODEL_DIR]
 """
 
 from __future__ import annotations
@@ -215,9 +216,56 @@ def classify(epochs=1.0):
         limit.unregister()
 
 
+def gpt(directory=None, steps=600):
+    """Shakespeare validation loss (nats/char) of a character GPT in float32, int8 and 4-bit.
+
+    ``directory``: a model written by ``numtrans pretrain --preset shakespeare``; without one, a
+    model of that preset's size is trained here for ``steps`` steps (a few minutes at most, so
+    it is far from converged: compare the rows, not the absolute loss with nanoGPT's 1.47)."""
+    from numtrans.autograd import no_grad
+    from numtrans.models.gpt import GPT
+    from numtrans.training.pretrain import build, make_batcher, make_config, prepare_data
+    from numtrans.training.trainer import TrainConfig, Trainer
+
+    limit = threads(1)
+    cfg = make_config("shakespeare", {"max_steps": steps, "progress": False})
+    tokenizer, train_ids, val_ids, _ = prepare_data(cfg)
+    if directory:
+        model, what = GPT.from_pretrained(directory), directory
+    else:
+        model, optimizer, scheduler = build(cfg, tokenizer.vocab_size)
+        batches = make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size)
+        t0 = time.perf_counter()
+        tcfg = TrainConfig(max_steps=steps, eval_interval=steps, log_interval=10**6, progress=False)
+        Trainer(model, optimizer, batches, tcfg, scheduler=scheduler).train()
+        what = f"the shakespeare preset trained here for {steps} steps ({time.perf_counter() - t0:.0f} s)"
+    model.eval()
+    block = model.config.block_size
+    rng = np.random.default_rng(0)  # the same 64 validation windows for every variant
+    starts = rng.integers(0, len(val_ids) - block - 1, size=64)
+    window = val_ids[starts[:, None] + np.arange(block + 1)]
+    print(f"\nGPT, {model.num_parameters():,} parameters: {what}")
+    print(f"{'weights':<24} {'val loss (nats/char)':>20} {'MB':>6}")
+    variants = [("float32", model), ("int8", quantize(model))]
+    variants += [
+        (f"4-bit, groups of {g}", quantize(model, bits=4, group_size=g)) for g in (32, 128)
+    ]
+    with tempfile.TemporaryDirectory() as d, no_grad():
+        for name, m in variants:
+            loss = float(np.mean([m(window[i : i + 16, :-1], window[i : i + 16, 1:])[1].item()
+                                  for i in range(0, len(window), 16)]))  # fmt: skip
+            path = os.path.join(d, name.replace(" ", "_").replace(",", ""))
+            save_quantized(m, path) if name != "float32" else m.save_pretrained(path)
+            size = os.path.getsize(os.path.join(path, "model.safetensors")) / 1e6
+            print(f"{name:<24} {loss:20.4f} {size:6.2f}")
+    if limit is not None:
+        limit.unregister()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=["gemm", "minilm", "classify"], help="one section")
+    parser.add_argument("--only", choices=["gemm", "minilm", "classify", "gpt"], help="one section")
+    parser.add_argument("--gpt", help="a `numtrans pretrain --preset shakespeare` directory")
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}; int8 kernels here: {', '.join(int8_isas())}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} (shared machine)")
@@ -227,3 +275,5 @@ if __name__ == "__main__":
         minilm()
     if args.only in (None, "classify"):
         classify()
+    if args.only in (None, "gpt"):
+        gpt(args.gpt)
