@@ -121,7 +121,7 @@ def test_quantize_int8_model(tmp_path):
     with pytest.raises(ValueError, match="float model"):
         load_quantized(BertModel, str(tmp_path / "f"))
     with pytest.raises(
-        ValueError, match=r"8-bit quantized BertModel: load it with .*load_quantized"
+        ValueError, match=r"quantized BertModel \(8-bit\): load it with .*load_quantized"
     ):
         BertModel.from_pretrained(str(tmp_path / "q"))
     # float weights beside the int8 config: one line naming the mismatch

@@ -133,3 +133,23 @@ def test_bad_inputs():
         int8_linear(np.zeros((2, 4), np.float32), packed, np.ones(2))
     with pytest.raises(ValueError, match="2-D int8"):
         pack_int8(np.zeros((3, 2), np.float32))
+
+
+def test_without_the_extension(monkeypatch):
+    """The NumPy fallback (no numtrans._cpu): the same exact products and the same layer."""
+    import numtrans.compress.int8 as int8_mod
+
+    rng = np.random.default_rng(5)
+    a, b = operands(7, 33, 70, 5, "random")
+    x = rng.standard_normal((7, 33)).astype(np.float32)
+    scale, bias = rng.uniform(0.01, 0.1, 70).astype(np.float32), rng.standard_normal(70)
+    with_native = int8_linear(x, pack_int8(b), scale, bias)
+    monkeypatch.setattr(int8_mod, "_native", None)
+    assert int8_isas() == ["numpy"] and not native_int8_available()
+    packed = pack_int8(b)
+    assert not packed.native and packed.unpack() is packed.data
+    np.testing.assert_array_equal(int8_matmul_packed(a, packed), reference(a, b))
+    np.testing.assert_array_equal(int8_matmul(a, b), reference(a, b))
+    np.testing.assert_array_equal(int8_linear(x, packed, scale, bias), with_native)
+    with pytest.raises(ValueError, match="needs the numtrans._cpu"):
+        int8_matmul(a, b, isa="avx2")

@@ -218,8 +218,9 @@ class PretrainedMixin:
             )
         if "quantization" in values:  # written by numtrans.compress.save_quantized
             raise ValueError(
-                f"{directory!r} holds a {values['quantization'].get('bits')}-bit quantized "
-                f"{architecture}: load it with numtrans.compress.load_quantized({cls.__name__}, ...)"
+                f"{directory!r} holds a quantized {architecture} "
+                f"({values['quantization'].get('bits')}-bit): load it with "
+                f"numtrans.compress.load_quantized({cls.__name__}, ...)"
             )
         config = config_from_dict(cls.config_class, values)
         check_config_against_header(config, read_header_shapes(weights_path), directory)
