@@ -90,7 +90,8 @@ def _info(args, extra) -> int:
 
 # numtrans/commands/<name>.py modules whose register(subparsers) adds their commands:
 # finetune (pretrain-mlm, finetune, evaluate), translate (train-translation, translate), serve,
-# qa (train-qa, answer), kb (index, search), summarize, instruct (sft, dpo, chat).
+# qa (train-qa, answer), kb (index, search), summarize, instruct (sft, dpo, chat), compress
+# (distill, quantize).
 _COMMAND_MODULES = (
     "finetune",
     "translate",
@@ -99,6 +100,7 @@ _COMMAND_MODULES = (
     "kb",
     "summarize",
     "instruct",
+    "compress",
 )
 
 

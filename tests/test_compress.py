@@ -10,6 +10,7 @@ import pytest
 
 import numtrans as nt
 from numtrans.compress import (
+    QuantizedEmbedding,
     QuantizedLinear,
     distillation_loss,
     load_quantized,
@@ -19,6 +20,7 @@ from numtrans.compress import (
     teacher_logits_cached,
 )
 from numtrans.models.bert import BertConfig, BertModel
+from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.nn.linear import Linear
 
 
@@ -113,11 +115,67 @@ def test_quantize_int8_model(tmp_path):
     np.testing.assert_array_equal(hidden(back, ids), got)
     q_size = os.path.getsize(tmp_path / "q" / "model.safetensors")
     model.save_pretrained(str(tmp_path / "f"))
-    assert q_size < os.path.getsize(tmp_path / "f" / "model.safetensors")
+    # every matrix and table in int8; at this toy size the float biases, norms, scales and the
+    # file header still weigh a third (MiniLM: test_minilm_int8_is_3_5x_smaller)
+    assert os.path.getsize(tmp_path / "f" / "model.safetensors") / q_size > 2.5
     with pytest.raises(ValueError, match="float model"):
         load_quantized(BertModel, str(tmp_path / "f"))
-    with pytest.raises(ValueError, match="no field"):
+    with pytest.raises(
+        ValueError, match=r"quantized BertModel \(8-bit\): load it with .*load_quantized"
+    ):
         BertModel.from_pretrained(str(tmp_path / "q"))
+    # float weights beside the int8 config: one line naming the mismatch
+    os.replace(tmp_path / "f" / "model.safetensors", tmp_path / "q" / "model.safetensors")
+    with pytest.raises(ValueError, match="do not belong together|holds no int8"):
+        load_quantized(BertModel, str(tmp_path / "q"))
+
+
+def test_quantized_embedding():
+    model = tiny_bert()
+    q = quantize(model)
+    emb = q.embeddings.word_embeddings
+    assert isinstance(emb, QuantizedEmbedding) and emb.weight_int8.dtype == np.int8
+    w = model.embeddings.word_embeddings.weight.data
+    err = np.abs(emb.dequantized_weight() - w)
+    assert (err <= emb.weight_scale[:, None] / 2 + 1e-7).all()  # rounding: half a step per row
+    ids = np.array([[3, 7, 3]])
+    np.testing.assert_allclose(emb(ids).data[0], emb.dequantized_weight()[[3, 7, 3]], rtol=1e-6)
+    kept = quantize(model, embeddings=False)
+    assert not any(isinstance(m, QuantizedEmbedding) for m in kept.modules())
+    assert kept.quantization["embeddings"] == []
+
+
+def test_gpt_tied_lm_head(tmp_path):
+    nt.manual_seed(0)
+    gpt = GPT(GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32)).eval()
+    q = quantize(gpt)
+    assert q.quantization["tied"] == [["lm_head", "transformer.wte"]]
+    assert q.lm_head.weight_int8 is q.transformer["wte"].weight_int8  # still one table
+    idx = np.random.default_rng(0).integers(0, 40, (2, 9))
+    ref, got = gpt(idx)[0].data, q(idx)[0].data
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+    save_quantized(q, str(tmp_path))
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(tmp_path / "model.safetensors"))
+    assert "transformer.wte.weight_int8" in stored and "lm_head.weight_int8" not in stored
+    back = load_quantized(GPT, str(tmp_path))
+    assert back.lm_head.weight_int8 is back.transformer["wte"].weight_int8
+    np.testing.assert_array_equal(back(idx)[0].data, got)
+
+
+@pytest.mark.skipif(
+    __import__("numtrans.models.sentence_encoder", fromlist=["x"]).installed_minilm() is None,
+    reason="all-MiniLM-L6-v2 is not installed",
+)
+def test_minilm_int8_is_3_5x_smaller(tmp_path):
+    from numtrans.models.sentence_encoder import SentenceEncoder, installed_minilm
+
+    enc = SentenceEncoder.from_pretrained(installed_minilm())
+    save_quantized(quantize(enc.model), str(tmp_path / "q"))
+    enc.model.save_pretrained(str(tmp_path / "f"))
+    sizes = [os.path.getsize(tmp_path / d / "model.safetensors") for d in "fq"]
+    assert sizes[0] / sizes[1] >= 3.5
 
 
 def test_quantize_options_and_errors():
@@ -147,3 +205,51 @@ def test_quantized_linear_matches_float():
     assert out.shape == (3, 5, 10)
     np.testing.assert_allclose(out[0, 0], lin.bias.data, rtol=1e-6)
     assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()
+
+
+def test_weight_packed_once(tmp_path, monkeypatch):
+    """The int8 weight is packed when quantized or loaded, never in forward."""
+    import numtrans.compress.int8 as int8_mod
+
+    q = quantize(tiny_bert())
+    layer = q.encoder.layer[0].attention.self.query
+    assert layer.packed is not None
+    np.testing.assert_array_equal(layer.packed.unpack(), layer.weight_int8.T)
+    save_quantized(q, str(tmp_path / "q"))
+    back = load_quantized(BertModel, str(tmp_path / "q"))
+    assert all(m.packed is not None for m in back.modules() if isinstance(m, QuantizedLinear))
+
+    def no_packing(b):
+        raise AssertionError("forward repacked a weight")
+
+    monkeypatch.setattr(int8_mod._native or int8_mod, "int8_pack_b", no_packing, raising=False)
+    ids = np.random.default_rng(3).integers(1, 50, (2, 5))
+    np.testing.assert_array_equal(hidden(back, ids), hidden(q, ids))
+
+
+def test_student_from_every_other_layer():
+    from numtrans.compress.student import kept_layers, student_from_teacher
+    from numtrans.finetune.distill import DistillConfig
+    from numtrans.models.bert_heads import BertForSequenceClassification
+
+    assert kept_layers(6, 3) == [0, 2, 4] and kept_layers(6, 2) == [0, 3]
+    assert kept_layers(4, 4) == [0, 1, 2, 3]
+    nt.manual_seed(0)
+    cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=16, num_labels=3)  # fmt: skip
+    teacher = BertForSequenceClassification(cfg).eval()
+    student = student_from_teacher(teacher, 2)
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    assert len(student.bert.encoder.layer) == 2
+    for s, t in zip(student.bert.encoder.layer, [teacher.bert.encoder.layer[i] for i in (0, 2)]):
+        for (name, a), (_, b) in zip(s.state_dict().items(), t.state_dict().items()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+    student.bert.encoder.layer[0].output.dense.weight.data[:] = 0  # a copy, not the teacher's
+    assert np.abs(teacher.bert.encoder.layer[0].output.dense.weight.data).max() > 0
+    ids = np.array([[2, 5, 6, 3]])
+    full = student_from_teacher(teacher, 4)
+    np.testing.assert_array_equal(full(ids).logits.data, teacher(ids).logits.data)
+    with pytest.raises(ValueError, match="1 to 4 layers"):
+        student_from_teacher(teacher, 5)
+    with pytest.raises(ValueError, match="alpha"):
+        DistillConfig(alpha=1.5)

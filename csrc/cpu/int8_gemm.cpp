@@ -1,218 +1,160 @@
-// Exact int8 x int8 -> int32 matrix multiply, C (M, N) = A (M, K) @ B (K, N).
-//
-// Three kernels, chosen at run time (the same idea as attention_dispatch.cpp, but with the
-// function-level `target` attribute so one source file holds every variant):
-//   avx512_vnni  vpdpbusd: 16 lanes x 4 products (unsigned 8-bit x signed 8-bit) -> int32.
-//                A is signed, so it is shifted by +128 into [0, 255] and the extra
-//                128 * sum_k B[k, n] is subtracted at the end (the "column-sum correction").
-//   avx2         vpmaddwd on int16: 8 lanes x 2 products -> int32. (vpmaddubsw would be faster
-//                but it saturates to int16: 255 * -128 * 2 does not fit, so it is not exact.)
-//   scalar       three plain loops: the reference.
-// B is repacked once per call so that the k-values a lane needs are adjacent in memory
-// (groups of 4 for VNNI, 2 for vpmaddwd), padded with zeros to whole groups and whole vectors.
-//
-// Exactness: every intermediate sum wraps modulo 2^32 in the vector units (they never
-// saturate), so the final C is exact whenever the true result fits in int32, which holds for
-// K <= 131072 (|C| <= K * 128 * 128). The Python wrapper checks that bound.
+// Bindings of the exact int8 GEMM (numtrans/compress/int8.py calls these):
+//   int8_pack_b(b)                          B (K, N) int8 -> (packed panels, column offsets)
+//   int8_matmul_packed(a, packed, offset, N, isa)   A int8 (M, K) @ packed B -> int32 (M, N)
+//   int8_linear(x, packed, offset, N, w_scale, bias, isa)
+//       float32 x (M, K) -> float32 (M, N): quantize each row of x, exact int32 GEMM, rescale:
+//       y[i, n] = float(C[i, n]) * s_x[i] * s_w[n] + bias[n]   (the QuantizedLinear forward)
+//   int8_matmul(a, b, isa)                  the one-shot form: packs B, or (isa "scalar") the
+//                                           three plain loops below, the reference of them all
+// The layouts and the kernels are in int8_gemm.hpp and int8_kernels.cpp. Every call releases
+// the GIL while it computes. Shapes are validated in Python first; the checks here are a net.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
-#include <string>
-#include <vector>
 
-#if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-#define NUMTRANS_INT8_X86 1
-#endif
+#include "cpu/int8_gemm.hpp"
 
 namespace py = pybind11;
+using namespace numtrans::int8;
 
 namespace {
 
-using i64 = std::int64_t;
+using CInt8 = py::array_t<std::int8_t, py::array::c_style>;
+using CInt32 = py::array_t<std::int32_t, py::array::c_style>;
+using CFloat = py::array_t<float, py::array::c_style>;
 
-// ---------------------------------------------------------------------------- scalar ----
-void gemm_scalar(const std::int8_t* a, const std::int8_t* b, std::int32_t* c, i64 M, i64 K,
-                 i64 N) {
-#pragma omp parallel for schedule(static)
+// The reference: C = A @ B by definition, on the unpacked inputs.
+void gemm_plain(const std::int8_t* a, const std::int8_t* b, std::int32_t* c, i64 M, i64 K,
+                i64 N) {
   for (i64 i = 0; i < M; ++i) {
     std::uint32_t* row = reinterpret_cast<std::uint32_t*>(c + i * N);  // unsigned: wraps, no UB
     for (i64 j = 0; j < N; ++j) row[j] = 0;
     for (i64 k = 0; k < K; ++k) {
       const std::int32_t av = a[i * K + k];
-      const std::int8_t* brow = b + k * N;
-      for (i64 j = 0; j < N; ++j) row[j] += static_cast<std::uint32_t>(av * brow[j]);
+      for (i64 j = 0; j < N; ++j) row[j] += static_cast<std::uint32_t>(av * b[k * N + j]);
     }
   }
 }
 
-#ifdef NUMTRANS_INT8_X86
-// ---------------------------------------------------------------- AVX-512 VNNI ----
-// Packed B: for k-group g (4 rows of B) and column n, the 4 bytes B[4g..4g+3, n] are adjacent;
-// columns are padded to Np (a multiple of 16) so every 64-byte load is a whole vector.
-constexpr i64 kRows = 4;  // rows of A per micro-tile
-constexpr i64 kVecs = 4;  // 16-column vectors per micro-tile: 4 x 4 = 16 accumulators
+std::string pick(const std::string& isa) {
+  const auto ok = usable_isas();
+  if (isa.empty()) return ok.front();
+  for (const auto& name : ok)
+    if (name == isa) return isa;
+  throw std::invalid_argument("int8 GEMM: instruction set '" + isa + "' is not usable here");
+}
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) void gemm_vnni(
-    const std::int8_t* a, const std::int8_t* b, std::int32_t* c, i64 M, i64 K, i64 N) {
-  const i64 G = (K + 3) / 4, Np = (N + 15) / 16 * 16;
-  std::vector<std::int8_t> bp(static_cast<size_t>(G * Np * 4), 0);
-  std::vector<std::int32_t> colsum(static_cast<size_t>(Np), 0);
-  for (i64 k = 0; k < K; ++k)
-    for (i64 n = 0; n < N; ++n) {
-      bp[(k / 4) * Np * 4 + n * 4 + k % 4] = b[k * N + n];
-      colsum[n] += b[k * N + n];
-    }
-  // A shifted to unsigned, K padded to whole groups (the padding meets zero rows of B).
-  const i64 Kp = G * 4;
-  std::vector<std::uint8_t> au(static_cast<size_t>(M * Kp), 0);
-  for (i64 i = 0; i < M; ++i)
-    for (i64 k = 0; k < K; ++k) au[i * Kp + k] = static_cast<std::uint8_t>(a[i * K + k] + 128);
-  const std::uint8_t* ap = au.data();
-  const std::int8_t* bpp = bp.data();
-  const std::int32_t* cs = colsum.data();
-  const i64 row_tiles = (M + kRows - 1) / kRows, col_tiles = (Np / 16 + kVecs - 1) / kVecs;
-
-#pragma omp parallel for collapse(2) schedule(static)
-  for (i64 rt = 0; rt < row_tiles; ++rt)
-    for (i64 ct = 0; ct < col_tiles; ++ct) {
-      const i64 i0 = rt * kRows, rows = std::min(kRows, M - i0);
-      const i64 v0 = ct * kVecs, vecs = std::min(kVecs, Np / 16 - v0);
-      __m512i acc[kRows][kVecs];
-      for (i64 r = 0; r < kRows; ++r)
-        for (i64 v = 0; v < kVecs; ++v) acc[r][v] = _mm512_setzero_si512();
-      for (i64 g = 0; g < G; ++g) {
-        const std::int8_t* bg = bpp + g * Np * 4 + v0 * 64;
-        __m512i bv[kVecs];
-        for (i64 v = 0; v < vecs; ++v) bv[v] = _mm512_loadu_si512(bg + v * 64);
-        for (i64 r = 0; r < rows; ++r) {
-          std::int32_t four;  // the 4 bytes A[i, 4g..4g+3], broadcast to all 16 lanes
-          std::memcpy(&four, ap + (i0 + r) * Kp + g * 4, 4);
-          const __m512i av = _mm512_set1_epi32(four);
-          for (i64 v = 0; v < vecs; ++v) acc[r][v] = _mm512_dpbusd_epi32(acc[r][v], av, bv[v]);
-        }
+// B (K, N) -> packed (P, G, kNR * 4) int8 and offset (P * kNR,) int32 (int8_gemm.hpp).
+py::tuple pack_b(CInt8 b) {
+  if (b.ndim() != 2) throw std::invalid_argument("int8_pack_b: expected a 2-D B");
+  const i64 K = b.shape(0), N = b.shape(1), G = groups(K), P = panels(N);
+  py::array_t<std::int8_t> packed({P, G, kNR * 4});
+  py::array_t<std::int32_t> offset({P * kNR});
+  const std::int8_t* src = b.data();
+  std::int8_t* dst = packed.mutable_data();
+  std::int32_t* off = offset.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::memset(dst, 0, static_cast<size_t>(P * G * kNR * 4));
+    std::vector<std::uint32_t> sum(static_cast<size_t>(P * kNR), 0);  // wraps, like C itself
+    for (i64 k = 0; k < K; ++k)
+      for (i64 n = 0; n < N; ++n) {
+        const std::int8_t v = src[k * N + n];
+        dst[(((n / kNR) * G + k / 4) * kNR + n % kNR) * 4 + k % 4] = v;
+        sum[n] += static_cast<std::uint32_t>(static_cast<std::int32_t>(v));
       }
-      for (i64 r = 0; r < rows; ++r)
-        for (i64 v = 0; v < vecs; ++v) {
-          const i64 n0 = (v0 + v) * 16;
-          const __m512i corr = _mm512_slli_epi32(_mm512_loadu_si512(cs + n0), 7);  // 128 * sum
-          const __m512i out = _mm512_sub_epi32(acc[r][v], corr);
-          const i64 left = N - n0;
-          const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-          _mm512_mask_storeu_epi32(c + (i0 + r) * N + n0, m, out);
-        }
-    }
+    for (i64 n = 0; n < P * kNR; ++n) off[n] = static_cast<std::int32_t>(0u - 128u * sum[n]);
+  }
+  return py::make_tuple(packed, offset);
 }
 
-// ------------------------------------------------------------------------- AVX2 ----
-// Packed B as int16: for k-pair p and column n, B[2p, n] and B[2p+1, n] are adjacent.
-__attribute__((target("avx2"))) void gemm_avx2(const std::int8_t* a, const std::int8_t* b,
-                                               std::int32_t* c, i64 M, i64 K, i64 N) {
-  const i64 P = (K + 1) / 2, Np = (N + 7) / 8 * 8, Kp = P * 2;
-  std::vector<std::int16_t> bp(static_cast<size_t>(P * Np * 2), 0);
-  for (i64 k = 0; k < K; ++k)
-    for (i64 n = 0; n < N; ++n) bp[(k / 2) * Np * 2 + n * 2 + k % 2] = b[k * N + n];
-  std::vector<std::int16_t> aw(static_cast<size_t>(M * Kp), 0);
+PackedB view_b(const CInt8& packed, const CInt32& offset, i64 K, i64 N) {
+  if (packed.ndim() != 3 || packed.shape(0) != panels(N) || packed.shape(1) != groups(K) ||
+      packed.shape(2) != kNR * 4 || offset.ndim() != 1 || offset.shape(0) != panels(N) * kNR)
+    throw std::invalid_argument("int8 GEMM: the packed B does not match K and N");
+  return PackedB{packed.data(), offset.data(), K, N};
+}
+
+// A (M, K) int8 -> packed row tiles, shifted to unsigned.
+std::vector<std::uint8_t> pack_a(const std::int8_t* a, i64 M, i64 K) {
+  const i64 G = groups(K);
+  std::vector<std::uint8_t> out(static_cast<size_t>(tiles(M) * G * kMR * 4), 0);
   for (i64 i = 0; i < M; ++i)
-    for (i64 k = 0; k < K; ++k) aw[i * Kp + k] = a[i * K + k];
-  const std::int16_t* ap = aw.data();
-  const std::int16_t* bpp = bp.data();
-  const i64 row_tiles = (M + kRows - 1) / kRows, col_tiles = (Np / 8 + kVecs - 1) / kVecs;
-
-#pragma omp parallel for collapse(2) schedule(static)
-  for (i64 rt = 0; rt < row_tiles; ++rt)
-    for (i64 ct = 0; ct < col_tiles; ++ct) {
-      const i64 i0 = rt * kRows, rows = std::min(kRows, M - i0);
-      const i64 v0 = ct * kVecs, vecs = std::min(kVecs, Np / 8 - v0);
-      __m256i acc[kRows][kVecs];
-      for (i64 r = 0; r < kRows; ++r)
-        for (i64 v = 0; v < kVecs; ++v) acc[r][v] = _mm256_setzero_si256();
-      for (i64 p = 0; p < P; ++p) {
-        const std::int16_t* bg = bpp + p * Np * 2 + v0 * 16;
-        __m256i bv[kVecs];
-        for (i64 v = 0; v < vecs; ++v)
-          bv[v] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bg + v * 16));
-        for (i64 r = 0; r < rows; ++r) {
-          std::int32_t two;  // A[i, 2p] and A[i, 2p+1] as two int16, broadcast to 8 lanes
-          std::memcpy(&two, ap + (i0 + r) * Kp + p * 2, 4);
-          const __m256i av = _mm256_set1_epi32(two);
-          for (i64 v = 0; v < vecs; ++v)
-            acc[r][v] = _mm256_add_epi32(acc[r][v], _mm256_madd_epi16(av, bv[v]));
-        }
-      }
-      for (i64 r = 0; r < rows; ++r)
-        for (i64 v = 0; v < vecs; ++v) {
-          const i64 n0 = (v0 + v) * 8;
-          alignas(32) std::int32_t tmp[8];
-          _mm256_store_si256(reinterpret_cast<__m256i*>(tmp), acc[r][v]);
-          const i64 left = std::min<i64>(8, N - n0);
-          std::memcpy(c + (i0 + r) * N + n0, tmp, static_cast<size_t>(left) * 4);
-        }
-    }
-}
-
-bool has_vnni() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-}
-bool has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2");
-}
-#endif  // NUMTRANS_INT8_X86
-
-// Usable kernels on this CPU, best first.
-std::vector<std::string> int8_isas() {
-  std::vector<std::string> out;
-#ifdef NUMTRANS_INT8_X86
-  if (has_vnni()) out.push_back("avx512_vnni");
-  if (has_avx2()) out.push_back("avx2");
-#endif
-  out.push_back("scalar");
+    for (i64 k = 0; k < K; ++k)
+      out[(((i / kMR) * G + k / 4) * kMR + i % kMR) * 4 + k % 4] =
+          static_cast<std::uint8_t>(a[i * K + k] + 128);
   return out;
 }
 
-using CInt8 = py::array_t<std::int8_t, py::array::c_style>;
+py::tuple matmul_packed(CInt8 a, CInt8 packed, CInt32 offset, i64 N, const std::string& isa) {
+  if (a.ndim() != 2) throw std::invalid_argument("int8_matmul_packed: expected a 2-D A");
+  const i64 M = a.shape(0), K = a.shape(1);
+  const PackedB b = view_b(packed, offset, K, N);
+  const std::string use = pick(isa);
+  py::array_t<std::int32_t> c({M, N});
+  const std::int8_t* pa = a.data();
+  std::int32_t* pc = c.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const std::vector<std::uint8_t> au = pack_a(pa, M, K);
+    if (M > 0 && N > 0) gemm_packed(use, PackedA{au.data(), M, K}, b, pc);
+  }
+  return py::make_tuple(c, use);
+}
 
-// Returns (C, isa used). isa "" = the best usable one; otherwise that one (an error if unusable).
-py::tuple int8_matmul(CInt8 a, CInt8 b, const std::string& isa) {
+py::array_t<float> linear(CFloat x, CInt8 packed, CInt32 offset, i64 N, CFloat w_scale,
+                          std::optional<CFloat> bias, const std::string& isa) {
+  if (x.ndim() != 2) throw std::invalid_argument("int8_linear: expected a 2-D x");
+  const i64 M = x.shape(0), K = x.shape(1);
+  const PackedB b = view_b(packed, offset, K, N);
+  if (w_scale.ndim() != 1 || w_scale.shape(0) != N || (bias && bias->size() != N))
+    throw std::invalid_argument("int8_linear: w_scale and bias must have N entries");
+  const std::string use = pick(isa);
+  py::array_t<float> y({M, N});
+  const float* px = x.data();
+  const float* sw = w_scale.data();
+  const float* pb = bias ? bias->data() : nullptr;
+  float* py_ = y.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::vector<std::uint8_t> au(static_cast<size_t>(tiles(M) * groups(K) * kMR * 4));
+    std::vector<float> sx(static_cast<size_t>(M));
+    quantize_pack_a(use, px, M, K, au.data(), sx.data());
+    // The int32 C is written into y's own memory (same size), then rescaled in place.
+    std::int32_t* acc = reinterpret_cast<std::int32_t*>(py_);
+    if (M > 0 && N > 0) gemm_packed(use, PackedA{au.data(), M, K}, b, acc);
+    for (i64 i = 0; i < M; ++i)
+      for (i64 n = 0; n < N; ++n) {
+        std::int32_t v;
+        std::memcpy(&v, acc + i * N + n, 4);
+        // the same operations in the same order as the NumPy path, so the results are equal
+        const float out = static_cast<float>(v) * sx[i] * sw[n];
+        py_[i * N + n] = pb ? out + pb[n] : out;
+      }
+  }
+  return y;
+}
+
+py::tuple matmul(CInt8 a, CInt8 b, const std::string& isa) {
   if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("int8_matmul: expected 2-D");
   const i64 M = a.shape(0), K = a.shape(1), N = b.shape(1);
   if (b.shape(0) != K) throw std::invalid_argument("int8_matmul: inner dimensions differ");
-  const std::vector<std::string> ok = int8_isas();
-  std::string use = isa.empty() ? ok.front() : isa;
-  bool found = false;
-  for (const auto& name : ok) found = found || name == use;
-  if (!found)
-    throw std::invalid_argument("int8_matmul: instruction set '" + use +
-                                "' is not usable here (usable: avx512_vnni, avx2, scalar as "
-                                "the CPU allows)");
+  const std::string use = pick(isa);
+  if (use != "scalar") {
+    py::tuple p = pack_b(b);
+    return matmul_packed(a, p[0].cast<CInt8>(), p[1].cast<CInt32>(), N, use);
+  }
   py::array_t<std::int32_t> c({M, N});
   const std::int8_t* pa = a.data();
   const std::int8_t* pb = b.data();
   std::int32_t* pc = c.mutable_data();
   {
     py::gil_scoped_release release;
-    if (M > 0 && N > 0) {
-      if (K == 0) {
-        std::memset(pc, 0, static_cast<size_t>(M * N) * 4);
-      }
-#ifdef NUMTRANS_INT8_X86
-      else if (use == "avx512_vnni") {
-        gemm_vnni(pa, pb, pc, M, K, N);
-      } else if (use == "avx2") {
-        gemm_avx2(pa, pb, pc, M, K, N);
-      }
-#endif
-      else {
-        gemm_scalar(pa, pb, pc, M, K, N);
-      }
-    }
+    gemm_plain(pa, pb, pc, M, K, N);
   }
   return py::make_tuple(c, use);
 }
@@ -220,7 +162,15 @@ py::tuple int8_matmul(CInt8 a, CInt8 b, const std::string& isa) {
 }  // namespace
 
 void register_int8(py::module_& m) {
-  m.def("int8_matmul", &int8_matmul, py::arg("a"), py::arg("b"), py::arg("isa") = "",
+  m.def("int8_matmul", &matmul, py::arg("a"), py::arg("b"), py::arg("isa") = "",
         "Exact int8 (M,K) @ int8 (K,N) -> (int32 (M,N), isa used).");
-  m.def("int8_isas", &int8_isas, "int8 GEMM kernels usable on this CPU, best first.");
+  m.def("int8_pack_b", &pack_b, py::arg("b"),
+        "int8 B (K,N) -> (packed (P,G,256) int8, offset (P*64,) int32): the kernels' layout.");
+  m.def("int8_matmul_packed", &matmul_packed, py::arg("a"), py::arg("packed"), py::arg("offset"),
+        py::arg("n"), py::arg("isa") = "",
+        "Exact int8 (M,K) @ packed B -> (int32 (M,N), isa used).");
+  m.def("int8_linear", &linear, py::arg("x"), py::arg("packed"), py::arg("offset"), py::arg("n"),
+        py::arg("w_scale"), py::arg("bias") = py::none(), py::arg("isa") = "",
+        "float32 x (M,K) -> float32 (M,N): dynamic row quantization, int8 GEMM, rescale.");
+  m.def("int8_isas", &usable_isas, "int8 GEMM kernels usable on this CPU, best first.");
 }

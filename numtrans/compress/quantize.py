@@ -1,20 +1,18 @@
-"""Post-training quantization of every ``Linear``: int8 weights and activations, or 4-bit weights.
-
-int8 (the scheme of PyTorch's ``quantize_dynamic`` and LLM.int8's vector-wise quantization):
-    weight, per output channel o:   s_w[o] = max_i |W[o, i]| / 127,   Wq = round(W / s_w)  (int8)
-    activation, per row r (token):  s_x[r] = max_i |x[r, i]| / 127,   xq = round(x / s_x)
-    y[r, o] = s_x[r] * s_w[o] * sum_i xq[r, i] Wq[o, i]  + b[o]       (the sum is an exact int32 GEMM)
-Symmetric (zero point 0): the int8 range [-127, 127] is centred on 0, so no zero-point terms.
-The activation scales are computed at run time from each input ("dynamic"): no calibration data.
-
-4-bit weight-only, group-wise (GPTQ/AWQ-style storage, round-to-nearest here):
-    each row of W is cut into groups of ``group_size`` inputs, s[o, g] = max |W[o, group g]| / 7,
-    Wq in [-7, 7], two values packed per byte; the forward dequantizes W and runs a float GEMM
-    (memory is what shrinks, not arithmetic).
+"""Post-training quantization of a model: ``quantize`` / ``save_quantized`` / ``load_quantized``.
 
 ``quantize(model)`` returns a new model (a deep copy; the original is untouched) whose ``Linear``
-layers are ``QuantizedLinear``; ``skip`` keeps chosen layers (fnmatch patterns on dotted names)
-in float32. ``save_quantized`` / ``load_quantized`` write and read ``config.json`` (with a
+layers are ``QuantizedLinear`` (int8 weights and dynamic int8 activations, the scheme of
+PyTorch's ``quantize_dynamic`` and LLM.int8's vector-wise quantization; or 4-bit weight-only
+with group-wise scales) and whose ``Embedding`` tables are ``QuantizedEmbedding`` (int8 rows,
+one scale each). The formulas are in ``layers.py``. Symmetric (zero point 0): the int8 range
+[-127, 127] is centred on 0, so no zero-point terms; activation scales are computed from each
+input at run time, so no calibration data is needed. ``skip`` keeps chosen layers (fnmatch
+patterns on dotted names, e.g. ``"encoder.layer.5.*"``) in float32.
+
+A tied weight (GPT's ``lm_head.weight`` is ``wte.weight``) stays tied: the embedding's per-row
+scales are exactly the output layer's per-channel scales, so both layers share one int8 table.
+
+``save_quantized`` / ``load_quantized`` write and read ``config.json`` (the config with a
 ``quantization`` entry) + ``model.safetensors`` (int8 / uint8 tensors and float32 scales).
 """
 
@@ -36,116 +34,10 @@ from ..models.pretrained import (
     config_from_dict,
     unique_state,
 )
+from ..nn.embedding import Embedding
 from ..nn.linear import Linear
-from ..nn.module import Module, Parameter
-from ..tensor import Tensor
-from .int8 import int8_matmul
-
-QMAX8, QMAX4 = 127, 7
-
-
-def quantize_weight_int8(w: np.ndarray):
-    """W (out, in) float -> (Wq int8 (out, in), scale float32 (out,)), per output channel."""
-    amax = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0])
-    scale = np.where(amax > 0, amax / QMAX8, 1.0).astype(np.float32)  # all-zero row: any scale
-    q = np.clip(np.rint(w / scale[:, None]), -QMAX8, QMAX8).astype(np.int8)
-    return q, scale
-
-
-def quantize_rows_int8(x: np.ndarray):
-    """x (rows, in) float -> (xq int8, scale (rows,)): the dynamic per-token activation scale."""
-    amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], x.dtype)
-    scale = np.where(amax > 0, amax / QMAX8, 1.0).astype(np.float32)
-    return np.clip(np.rint(x / scale[:, None]), -QMAX8, QMAX8).astype(np.int8), scale
-
-
-def quantize_weight_int4(w: np.ndarray, group_size: int):
-    """W (out, in) -> (packed uint8 (out, in/2), scale float32 (out, in/group_size))."""
-    out_f, in_f = w.shape
-    groups = w.reshape(out_f, in_f // group_size, group_size)
-    amax = np.abs(groups).max(axis=2)
-    scale = np.where(amax > 0, amax / QMAX4, 1.0).astype(np.float32)
-    q = np.clip(np.rint(groups / scale[..., None]), -QMAX4, QMAX4).astype(np.int8)
-    nibbles = (q.reshape(out_f, in_f) & 0x0F).astype(np.uint8)  # two's complement low nibble
-    return (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8), scale
-
-
-def unpack_int4(packed: np.ndarray) -> np.ndarray:
-    """uint8 (out, in/2) -> int8 (out, in) in [-8, 7] (sign-extended nibbles)."""
-    lo, hi = (packed & 0x0F).astype(np.int8), (packed >> 4).astype(np.int8)
-    q = np.empty((packed.shape[0], packed.shape[1] * 2), np.int8)
-    q[:, 0::2], q[:, 1::2] = lo, hi
-    return np.where(q > 7, q - 16, q).astype(np.int8)
-
-
-class QuantizedLinear(Module):
-    """Drop-in inference replacement of ``Linear``: (..., in_features) -> (..., out_features).
-
-    No gradient flows through it (post-training quantization is for inference)."""
-
-    def __init__(self, in_features, out_features, bias=True, bits=8, group_size=None):
-        super().__init__()
-        if bits not in (4, 8):
-            raise ValueError(f"bits must be 8 or 4, got {bits}")
-        self.in_features, self.out_features = in_features, out_features
-        self.bits, self.group_size = bits, group_size
-        if bits == 8:
-            self.register_buffer("weight_int8", np.zeros((out_features, in_features), np.int8))
-            self.register_buffer("weight_scale", np.ones(out_features, np.float32))
-        else:
-            if group_size is None or group_size < 1 or in_features % group_size or group_size % 2:
-                raise ValueError(
-                    f"group_size {group_size} must be an even divisor of in_features {in_features}"
-                )
-            self.register_buffer(
-                "weight_int4", np.zeros((out_features, in_features // 2), np.uint8)
-            )
-            self.register_buffer(
-                "weight_scale", np.ones((out_features, in_features // group_size), np.float32)
-            )
-        self.bias = Parameter(np.zeros(out_features, np.float32)) if bias else None
-
-    @classmethod
-    def from_linear(cls, linear: Linear, bits=8, group_size=None) -> QuantizedLinear:
-        q = cls(linear.in_features, linear.out_features, linear.bias is not None, bits, group_size)
-        w = linear.weight.data.astype(np.float32)
-        if bits == 8:
-            q.weight_int8, q.weight_scale = quantize_weight_int8(w)
-        else:
-            q.weight_int4, q.weight_scale = quantize_weight_int4(w, group_size)
-        if linear.bias is not None:
-            q.bias = Parameter(linear.bias.data.astype(np.float32).copy())
-        return q
-
-    def dequantized_weight(self) -> np.ndarray:
-        """The float32 (out, in) weight the quantized one stands for."""
-        if self.bits == 8:
-            return self.weight_int8.astype(np.float32) * self.weight_scale[:, None]
-        q = unpack_int4(self.weight_int4).astype(np.float32)
-        return q * np.repeat(self.weight_scale, self.group_size, axis=1)
-
-    def forward(self, x):
-        data = getattr(x, "data", x)
-        if data.shape[-1] != self.in_features:
-            raise ValueError(
-                f"QuantizedLinear: input has {data.shape[-1]} features, expected {self.in_features}"
-            )
-        x2 = data.reshape(-1, self.in_features).astype(np.float32, copy=False)
-        if self.bits == 8:
-            xq, sx = quantize_rows_int8(x2)
-            acc = int8_matmul(xq, np.ascontiguousarray(self.weight_int8.T))  # exact int32
-            out = acc.astype(np.float32) * sx[:, None] * self.weight_scale[None, :]
-        else:
-            out = x2 @ self.dequantized_weight().T
-        if self.bias is not None:
-            out += self.bias.data
-        return Tensor(out.reshape(data.shape[:-1] + (self.out_features,)).astype(data.dtype))
-
-    def extra_repr(self) -> str:
-        g = f", group_size={self.group_size}" if self.bits == 4 else ""
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bits={self.bits}{g}"
-        )
+from ..nn.module import Module
+from .layers import QuantizedEmbedding, QuantizedLinear
 
 
 def _get(root: Module, dotted: str) -> Module:
@@ -159,38 +51,73 @@ def _set_child(root: Module, dotted: str, child: Module) -> None:
     setattr(_get(root, parent_name), attr, child)
 
 
-def _linear_names(model: Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, Linear) and n]
+def _names(model: Module, kind) -> list[str]:
+    return [n for n, m in model.named_modules() if isinstance(m, kind) and n]
 
 
-def quantize(model: Module, bits: int = 8, group_size: int | None = None, skip=()) -> Module:
+def _ties(model: Module, linears, embeddings) -> list[list[str]]:
+    """[linear, embedding] pairs whose weight is one Parameter (e.g. lm_head and wte)."""
+    owner = {id(_get(model, e).weight): e for e in embeddings}
+    return [
+        [n, owner[id(_get(model, n).weight)]] for n in linears if id(_get(model, n).weight) in owner
+    ]
+
+
+def _share(linear: QuantizedLinear, emb: QuantizedEmbedding) -> None:
+    """Make ``linear`` use the embedding's int8 table and scales (the same arrays)."""
+    linear._buffers["weight_int8"] = emb._buffers["weight_int8"]
+    linear._buffers["weight_scale"] = emb._buffers["weight_scale"]
+
+
+def quantize(
+    model: Module, bits: int = 8, group_size: int | None = None, skip=(), embeddings: bool = True
+) -> Module:
     """A quantized deep copy of ``model``: every ``Linear`` not matched by ``skip`` becomes a
     ``QuantizedLinear`` (int8 weights + dynamic int8 activations, or 4-bit weight-only with
-    ``group_size`` inputs per scale, default 32)."""
+    ``group_size`` inputs per scale, default 32) and, with ``embeddings``, every ``Embedding``
+    a ``QuantizedEmbedding`` (int8 rows, whatever ``bits`` is)."""
     if bits not in (4, 8):
         raise ValueError(f"bits must be 8 or 4, got {bits}")
     if bits == 8 and group_size is not None:
         raise ValueError("group_size applies to bits=4 only (int8 uses per-channel scales)")
     if bits == 4 and group_size is None:
         group_size = 32
-    if any(isinstance(m, QuantizedLinear) for m in model.modules()):
-        raise ValueError("the model is already quantized (it contains QuantizedLinear layers)")
-    names = _linear_names(model)
+    if getattr(model, "quantization", None) is not None or any(
+        isinstance(m, (QuantizedLinear, QuantizedEmbedding)) for m in model.modules()
+    ):
+        raise ValueError("the model is already quantized (it contains quantized layers)")
+    names = _names(model, Linear)
     if not names:
         raise ValueError(f"{type(model).__name__} has no Linear layer to quantize")
     skip = tuple(skip)
-    chosen = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
+
+    def chosen(candidates):
+        return [n for n in candidates if not any(fnmatch.fnmatchcase(n, p) for p in skip)]
+
+    linears = chosen(names)
+    tables = chosen(_names(model, Embedding)) if embeddings else []
     if bits == 4:
-        for n in chosen:
+        for n in linears:
             width = _get(model, n).in_features
             if width % group_size or group_size % 2:
                 raise ValueError(
                     f"group_size {group_size} does not divide the width {width} of layer {n!r}"
                 )
+    ties = _ties(model, linears, tables) if bits == 8 else []
     new = copy.deepcopy(model)
-    for n in chosen:
+    for n in tables:
+        _set_child(new, n, QuantizedEmbedding.from_embedding(_get(new, n)))
+    for n in linears:
         _set_child(new, n, QuantizedLinear.from_linear(_get(new, n), bits, group_size))
-    new.quantization = {"bits": bits, "group_size": group_size, "layers": chosen}
+    for lin, emb in ties:
+        _share(_get(new, lin), _get(new, emb))
+    new.quantization = {
+        "bits": bits,
+        "group_size": group_size,
+        "layers": linears,
+        "embeddings": tables,
+        "tied": ties,
+    }
     new.eval()
     return new
 
@@ -214,6 +141,56 @@ def save_quantized(model: Module, directory: str) -> None:
             f.write(text)
 
     atomic_write(os.path.join(directory, CONFIG_NAME), write_config)
+
+
+def stored_dtypes(path: str) -> dict:
+    """name -> dtype string ("F32", "I8", ...) from a safetensors header, without reading data."""
+    import struct
+
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+    return {k: v["dtype"] for k, v in header.items() if k != "__metadata__"}
+
+
+def check_float_directory(directory: str) -> None:
+    """One line if ``directory`` is not a float model to quantize: it is quantized already
+    (config.json has a ``quantization`` entry), or its weights are int8 beside a float config."""
+    config_path = os.path.join(directory, CONFIG_NAME)
+    weights_path = os.path.join(directory, WEIGHTS_NAME)
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"missing {CONFIG_NAME} in {directory!r}")
+    with open(config_path, encoding="utf-8") as f:
+        values = json.load(f)
+    if isinstance(values, dict) and values.get("quantization") is not None:
+        bits = values["quantization"].get("bits")
+        raise ValueError(
+            f"{directory!r} is already quantized ({bits}-bit); quantize its float original"
+        )
+    if os.path.isfile(weights_path):
+        ints = [k for k, d in stored_dtypes(weights_path).items() if d in ("I8", "U8")]
+        if ints:
+            raise ValueError(
+                f"{weights_path} holds int8 tensors (e.g. {ints[0]!r}) but config.json describes "
+                f"a float model: the weights and the config do not belong together"
+            )
+
+
+def _check_kinds(model: Module, tensors: dict, path: str) -> None:
+    """One line when the file's integer / float tensors are not the ones the config describes
+    (e.g. int8 weights beside a float config, or float weights beside an int8 config)."""
+    expected = {k: np.asarray(getattr(v, "data", v)).dtype for k, v in model._state_items()}
+    for name, array in tensors.items():  # safetensors keeps dtypes: int8 stays int8
+        if name in expected and expected[name].kind != array.dtype.kind:
+            raise ValueError(
+                f"tensor {name!r} in {path} is {array.dtype} but config.json describes "
+                f"{expected[name]}: the weights and the config do not belong together"
+            )
+    ints = [n for n, d in expected.items() if d == np.int8]
+    if ints and not any(n in tensors for n in ints):
+        raise ValueError(
+            f"{path} holds no int8 tensors but config.json describes a quantized model"
+        )
 
 
 def load_quantized(cls, directory: str) -> Module:
@@ -249,13 +226,22 @@ def load_quantized(cls, directory: str) -> Module:
             info["group_size"],
         )
         _set_child(model, n, q)
+    for n in info.get("embeddings", []):
+        emb = _get(model, n)
+        if not isinstance(emb, Embedding):
+            raise ValueError(f"layer {n!r} of the saved quantized model is not an Embedding here")
+        _set_child(
+            model, n, QuantizedEmbedding(emb.num_embeddings, emb.embedding_dim, emb.padding_idx)
+        )
+    for lin, emb in info.get("tied", []):
+        _share(_get(model, lin), _get(model, emb))
     tensors = load_file(weights_path)
+    _check_kinds(model, tensors, weights_path)
     check_tensors(model, tensors, weights_path)
-    for name, array in tensors.items():  # safetensors keeps dtypes: int8 stays int8
-        dtype = next(v for k, v in model._state_items() if k == name)
-        if np.asarray(getattr(dtype, "data", dtype)).dtype.kind != array.dtype.kind:
-            raise ValueError(f"tensor {name!r} has dtype {array.dtype} in {weights_path}")
     model.load_state_dict(tensors, strict=True)
+    for m in model.modules():
+        if isinstance(m, QuantizedLinear):
+            m.pack_weight()  # the loaded int8 weights, packed once
     model.quantization = info
     model.eval()
     return model

@@ -178,6 +178,12 @@ class PretrainedMixin:
                 f"{directory!r} holds a {architecture}, not a {cls.__name__}; "
                 f"load it with {architecture}.from_pretrained"
             )
+        if "quantization" in values:  # written by numtrans.compress.save_quantized
+            raise ValueError(
+                f"{directory!r} holds a quantized {architecture} "
+                f"({values['quantization'].get('bits')}-bit): load it with "
+                f"numtrans.compress.load_quantized({cls.__name__}, ...)"
+            )
         config = config_from_dict(cls.config_class, values)
         check_config_against_header(config, read_header_shapes(weights_path), directory)
         tensors = read_weights(weights_path)
