@@ -172,10 +172,10 @@ def torch_timings(path, texts):
 def classify(epochs=1.0):
     """Teacher, int8 teacher, distilled and hard-label students on a seeded 80/20 split."""
     from numtrans.compress import quantize
-    from numtrans.finetune import FinetuneConfig, finetune, read_labeled
-    from numtrans.finetune.distill import DistillConfig, distill
-    from numtrans.finetune.train import evaluate
+    from numtrans.finetune import read_labeled
     from numtrans.models.sentence_encoder import installed_minilm
+    from numtrans.recipes.distill import DistillConfig, distill
+    from numtrans.recipes.finetune import FinetuneConfig, evaluate, finetune
 
     path = installed_minilm()
     if path is None:
@@ -224,7 +224,7 @@ def gpt(directory=None, steps=600):
     it is far from converged: compare the rows, not the absolute loss with nanoGPT's 1.47)."""
     from numtrans.autograd import no_grad
     from numtrans.models.gpt import GPT
-    from numtrans.training.pretrain import build, make_batcher, make_config, prepare_data
+    from numtrans.recipes.pretrain import build, make_batcher, make_config, prepare_data
     from numtrans.training.trainer import TrainConfig, Trainer
 
     limit = threads(1)

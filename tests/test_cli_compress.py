@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from numtrans.finetune.data import LabelMap
-from numtrans.finetune.train import save_finetuned
 from numtrans.models.bert import BertConfig
 from numtrans.models.bert_heads import BertForSequenceClassification
 from numtrans.random import manual_seed
+from numtrans.recipes.finetune import save_finetuned
 from numtrans.tokenizers import WordPieceTokenizer
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "red", "cat", "blue", "dog",

@@ -229,8 +229,8 @@ def test_weight_packed_once(tmp_path, monkeypatch):
 
 def test_student_from_every_other_layer():
     from numtrans.compress.student import kept_layers, student_from_teacher
-    from numtrans.finetune.distill import DistillConfig
     from numtrans.models.bert_heads import BertForSequenceClassification
+    from numtrans.recipes.distill import DistillConfig
 
     assert kept_layers(6, 3) == [0, 2, 4] and kept_layers(6, 2) == [0, 3]
     assert kept_layers(4, 4) == [0, 1, 2, 3]

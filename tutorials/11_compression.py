@@ -45,13 +45,13 @@ from numtrans.compress import (
     save_quantized,
     soft_target_loss,
 )
-from numtrans.finetune import FinetuneConfig, finetune, read_labeled
-from numtrans.finetune.distill import DistillConfig, distill
-from numtrans.finetune.train import evaluate
+from numtrans.finetune import read_labeled
 from numtrans.models import SentenceEncoder
 from numtrans.models.bert import mean_pool
 from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.models.sentence_encoder import installed_minilm
+from numtrans.recipes.distill import DistillConfig, distill
+from numtrans.recipes.finetune import FinetuneConfig, evaluate, finetune
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial

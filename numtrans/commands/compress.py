@@ -6,7 +6,7 @@
 
 ``distill`` reads a classifier written by ``numtrans finetune`` (e.g. MiniLM fine-tuned on
 ``uci_sentiment``) and trains a student made of every other teacher layer (N evenly spaced
-ones) on the teacher's soft targets plus the labels (``numtrans.finetune.distill``); the
+ones) on the teacher's soft targets plus the labels (``numtrans.recipes.distill``); the
 teacher's logits are computed once and cached in the output directory. ``--alpha 0`` trains the
 same student on the labels alone, for comparison. The output is a fine-tuned directory like
 ``finetune``'s: ``numtrans evaluate`` reads it.
@@ -78,7 +78,7 @@ def distill_command(args, extra: list[str]) -> int:
         raise ValueError(f"unexpected arguments {extra}")
     from ..compress.quantize import check_float_directory
     from ..finetune import read_labeled
-    from ..finetune.distill import DistillConfig, distill
+    from ..recipes.distill import DistillConfig, distill
     from ..validation import check_output_dir
 
     cfg = DistillConfig(
@@ -162,7 +162,8 @@ def quantize_command(args, extra: list[str]) -> int:
 
 
 def _score(model, q, directory: str, data_path: str) -> None:
-    from ..finetune import LabelMap, evaluate, format_metrics, load_tokenizer, read_labeled
+    from ..finetune import LabelMap, load_tokenizer, read_labeled
+    from ..recipes.finetune import evaluate, format_metrics
 
     if not hasattr(model.config, "num_labels") or not os.path.isfile(
         os.path.join(directory, "labels.json")

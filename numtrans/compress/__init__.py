@@ -4,7 +4,7 @@ distillation_loss(student_logits, teacher_logits, labels, temperature=2.0, alpha
 teacher_logits_cached(forward, inputs, cache="teacher.safetensors")
 quantize(model, bits=8, group_size=None, skip=(), embeddings=True) -> a new, quantized model
 save_quantized(model, dir) / load_quantized(cls, dir)
-student_from_teacher(teacher, num_layers)   DistilBERT's student (the recipe: finetune.distill)
+student_from_teacher(teacher, num_layers)   DistilBERT's student (the recipe: recipes.distill)
 quantization_errors(model, run) / format_errors / most_sensitive   per-layer error analysis
 int8_matmul(a, b)  exact int8 x int8 -> int32 GEMM (native AVX-512 VNNI / AVX2, NumPy fallback)
 pack_int8(b) / int8_matmul_packed(a, packed) / int8_linear(x, packed, w_scale, bias)

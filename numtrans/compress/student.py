@@ -4,7 +4,7 @@
 
 The embeddings, the pooler, the head and ``num_layers`` evenly spaced encoder layers are copied
 with their weights, so the student starts close to the teacher and needs little training.
-The training recipe is ``numtrans.finetune.distill`` (``numtrans distill``).
+The training recipe is ``numtrans.recipes.distill`` (``numtrans distill``).
 """
 
 from __future__ import annotations

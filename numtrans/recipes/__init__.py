@@ -12,5 +12,6 @@ in CI); the command line (``numtrans.cli`` and ``numtrans.commands``) sits above
 * ``finetune.py``: a pretrained body + a new head, fine-tuned, saved and evaluated
   (``numtrans finetune`` / ``numtrans evaluate``);
 * ``translation.py``: the English -> Chinese encoder-decoder (``numtrans train-translation``);
-* ``qa.py``: a SQuAD reader (``numtrans train-qa``).
+* ``qa.py``: a SQuAD reader (``numtrans train-qa``);
+* ``distill.py``: a smaller student from a fine-tuned teacher's soft targets (``numtrans distill``).
 """

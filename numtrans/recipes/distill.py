@@ -25,9 +25,10 @@ import numpy as np
 
 from ..compress.distillation import distillation_loss, teacher_logits_cached
 from ..compress.student import student_from_teacher
-from .data import LabeledData
-from .models import encode_texts, make_batch, pad_id_of
-from .train import build_optimizer, evaluate, format_metrics, load_finetuned, save_finetuned
+from ..finetune.data import LabeledData
+from ..finetune.models import encode_texts, make_batch, pad_id_of
+from .finetune import build_optimizer, save_finetuned
+from .recipes.finetune import evaluate, format_metrics, load_finetuned
 
 CACHE_NAME = "teacher_logits.safetensors"
 
