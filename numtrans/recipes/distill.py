@@ -27,8 +27,13 @@ from ..compress.distillation import distillation_loss, teacher_logits_cached
 from ..compress.student import student_from_teacher
 from ..finetune.data import LabeledData
 from ..finetune.models import encode_texts, make_batch, pad_id_of
-from .finetune import build_optimizer, save_finetuned
-from .recipes.finetune import evaluate, format_metrics, load_finetuned
+from .finetune import (
+    build_optimizer,
+    evaluate,
+    format_metrics,
+    load_finetuned,
+    save_finetuned,
+)
 
 CACHE_NAME = "teacher_logits.safetensors"
 
