@@ -264,10 +264,8 @@ def finetune(
         loss_fn = lambda m, batch: m(**batch).loss
     trainer = Trainer(
         model, optimizer, get_batch,
-        TrainConfig(
-            max_steps=steps, eval_interval=max(1, math.ceil(len(train) / cfg.batch_size)),
-            eval_batches=cfg.eval_batches, log_interval=cfg.log_interval,
-            grad_clip=cfg.grad_clip, seed=cfg.seed, progress=cfg.progress,
+        TrainConfig.from_job(  # eval_batches, grad_clip, seed, ... by name; steps from epochs
+            cfg, max_steps=steps, eval_interval=max(1, math.ceil(len(train) / cfg.batch_size))
         ),
         scheduler=scheduler, loss_fn=loss_fn,
     )  # fmt: skip

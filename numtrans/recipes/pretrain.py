@@ -276,18 +276,8 @@ def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
         f"model: GPT {cfg.n_layer} layers, {cfg.n_head} heads, {cfg.n_embd} wide, "
         f"block {cfg.block_size}: {model.num_params():,} parameters"
     )
-    train_cfg = TrainConfig(
-        max_steps=cfg.max_steps,
-        eval_interval=cfg.eval_interval,
-        eval_batches=cfg.eval_batches,
-        log_interval=cfg.log_interval,
-        grad_accum_steps=cfg.grad_accum_steps,
-        grad_clip=cfg.grad_clip,
-        patience=cfg.patience,
-        seed=cfg.seed,
-        progress=cfg.progress,
-        on_nonfinite=cfg.on_nonfinite,
-        checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
+    train_cfg = TrainConfig.from_job(  # max_steps, eval_interval, grad_clip, seed, ... by name
+        cfg, checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None
     )
     get_batch = make_batcher(train_ids, val_ids, cfg.block_size, cfg.batch_size)
     extra = {
