@@ -23,10 +23,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import manual_seed
+from ..autograd import no_grad
 from ..compress.distillation import distillation_loss, teacher_logits_cached
 from ..compress.student import student_from_teacher
 from ..finetune.data import LabeledData
 from ..finetune.models import encode_texts, make_batch, pad_id_of
+from ..training.trainer import TrainConfig, Trainer
 from .finetune import (
     build_optimizer,
     evaluate,
@@ -92,10 +95,6 @@ def distill(
     say=print,
 ) -> DistillResult:
     """Train a student of ``cfg.num_layers`` layers on ``train`` with the teacher's soft targets."""
-    from .. import manual_seed
-    from ..autograd import no_grad
-    from ..training.trainer import TrainConfig, Trainer
-
     cfg = cfg or DistillConfig()
     teacher, tokenizer, labels, max_length = load_finetuned(teacher_dir)
     if labels.task != "classification":

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from .. import manual_seed
+from .. import metrics as M
 from ..finetune.adapters import add_lora, is_adapter_dir, load_with_adapter, save_adapter_dir
 from ..finetune.data import LABELS_FILE, LabeledData, LabelMap, check_task
 from ..finetune.models import (
@@ -49,6 +51,10 @@ from ..finetune.models import (
     predict_logits,
 )
 from ..io import atomic_write_text
+from ..models.bert_heads import BertForSequenceClassification
+from ..models.gpt_heads import GPTForSequenceClassification
+from ..optim import AdamW, LambdaLR, param_groups_for_weight_decay
+from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
     BOOL,
@@ -132,8 +138,6 @@ class FinetuneResult:
 
 def build_optimizer(model, cfg: FinetuneConfig, total_steps: int):
     """AdamW with per-part rates (body / head) and no decay on biases and norms; a schedule."""
-    from ..optim import AdamW, LambdaLR, param_groups_for_weight_decay
-
     body, head = body_and_head(model)
     if cfg.freeze:
         for _, p in body:
@@ -221,9 +225,6 @@ def finetune(
     say=print,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``train``; report on ``val``; save to ``out_dir``."""
-    from .. import manual_seed
-    from ..training.trainer import TrainConfig, Trainer
-
     cfg = replace(cfg or FinetuneConfig())  # a copy: max_length may be cut to the model's
     if out_dir is not None:
         check_output_dir(str(out_dir), "out")  # before training, not after it
@@ -309,9 +310,6 @@ def _save_history(out_dir, history, metrics, cfg) -> None:
 def load_finetuned(directory: str, adapter: str | None = None):
     """``(model, tokenizer, label_map, max_length)`` of a directory written by ``finetune``, or
     of a base ``directory`` with the LoRA ``adapter`` that ``finetune --lora`` wrote."""
-    from ..models.bert_heads import BertForSequenceClassification
-    from ..models.gpt_heads import GPTForSequenceClassification
-
     if adapter is not None:
         return load_with_adapter(directory, adapter)
     if is_adapter_dir(directory):
@@ -327,8 +325,6 @@ def load_finetuned(directory: str, adapter: str | None = None):
 
 def evaluate(model, tokenizer, data: LabeledData, labels: LabelMap, max_length: int = 128) -> dict:
     """Accuracy, macro-F1, the confusion matrix and a report; or MSE, MAE and Pearson's r."""
-    from .. import metrics as M
-
     y = labels.encode(data)
     logits = predict_logits(model, tokenizer, data.texts, max_length)
     if labels.task == "regression":

@@ -25,7 +25,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import manual_seed
+from ..distributed import (
+    DistributedTrainer,
+    abort_on_error,
+    check_on_main,
+    check_shardable,
+    init_world,
+    shard_batcher,
+)
+from ..generation.generate import generate
 from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
+from ..models.gpt import GPT, GPTConfig
+from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
 from ..training.checkpoint import latest_checkpoint, remove_stale
 from ..training.pretrain_data import (  # noqa: F401 (re-exported: they were defined here)
     check_fresh_run,
@@ -34,6 +46,7 @@ from ..training.pretrain_data import (  # noqa: F401 (re-exported: they were def
     make_batcher,
     prepare_data,
 )
+from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
     FRACTION,
@@ -189,10 +202,6 @@ def validate(cfg: PretrainConfig) -> None:
 
 def build(cfg: PretrainConfig, vocab_size: int):
     """The GPT, its AdamW optimiser and the warmup + cosine schedule."""
-    from .. import manual_seed
-    from ..models.gpt import GPT, GPTConfig
-    from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
-
     manual_seed(cfg.seed)
     model = GPT(
         GPTConfig(
@@ -232,7 +241,6 @@ def run(
     if not ddp:
         check_start(cfg, resume, overwrite, force)
         return _run(cfg, resume, say, force, world=None)
-    from ..distributed import abort_on_error, check_on_main, check_shardable, init_world
 
     world = init_world()
 
@@ -262,9 +270,6 @@ def check_start(cfg: PretrainConfig, resume: bool, overwrite: bool, force: bool)
 def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
     """``run`` in one process (``world=None``) or as one rank of a data-parallel job;
     ``data``: what ``prepare_data(cfg)`` returned, if it was called already."""
-    from ..generation.generate import generate
-    from ..training.trainer import TrainConfig, Trainer
-
     main = world is None or world.is_main
     tokenizer, train_ids, val_ids, fingerprint = data or prepare_data(cfg)
     say(
@@ -289,8 +294,6 @@ def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
         trainer = Trainer(model, optimizer, get_batch, train_cfg, scheduler=scheduler,
                           extra_state=extra)  # fmt: skip
     else:
-        from ..distributed import DistributedTrainer, shard_batcher
-
         say(f"data parallel: {world.size} ranks x {cfg.batch_size // world.size} rows of the "
             f"global batch of {cfg.batch_size}")  # fmt: skip
         trainer = DistributedTrainer(

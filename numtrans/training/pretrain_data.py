@@ -17,13 +17,13 @@ import shutil
 
 import numpy as np
 
+from ..data import load_corpus
+from ..tokenizers import CharTokenizer
+
 
 def prepare_data(cfg):
     """Character tokenizer and the train/validation id streams of ``cfg.data`` (a
     ``PretrainConfig``: the last ``cfg.val_fraction`` is validation), and its fingerprint."""
-    from ..data import load_corpus
-    from ..tokenizers import CharTokenizer
-
     text = load_corpus(cfg.data)
     if not isinstance(text, str):
         raise ValueError(f"{cfg.data} is a table; pretraining needs plain text")
