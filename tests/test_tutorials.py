@@ -27,7 +27,7 @@ TIMEOUT_S = 120
 # tutorials that must save a figure (10 plots only with the C++ kernel)
 PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "11", "12", "13", "14", "15"}
 # tutorials that must state (and print) at least one checked number
-STATES_RESULTS = {f"{n:02d}" for n in range(11)}
+STATES_RESULTS = {f"{n:02d}" for n in range(16)}
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 STATED = re.compile(rf"`RESULT (\w+) = ({NUMBER})(?: ± ({NUMBER}))?`")
