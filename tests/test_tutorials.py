@@ -11,6 +11,9 @@ code prints each one as a line ``RESULT name = value``. Without a ``±`` the pri
 round to the stated one (a tolerance of half a unit in the stated last digit); the runs are
 seeded, so the tolerances are tight. The test checks both ways: every stated number is printed
 and within its tolerance, and every printed one is stated, so text and output cannot drift.
+
+Interactive views: the tutorials in ``INTERACTIVE`` must show a ``numtrans.viz`` view inline (a
+``text/html`` output that calls the explorer's drawing function), so it cannot silently vanish.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ TIMEOUT_S = 120
 # tutorials that must save a figure (10 plots only with the C++ kernel)
 PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "11", "12", "13", "14", "15"}
 # tutorials that must state (and print) at least one checked number
-STATES_RESULTS = {f"{n:02d}" for n in range(16)}
+STATES_RESULTS = {p.name[:2] for p in TUTORIALS}  # every tutorial, new ones too
+# tutorials that show a trained model's attention as an interactive view (numtrans.viz) inline,
+# and the explorer function its HTML calls (02-04 draw random weights: static figures only)
+INTERACTIVE = {"06": "attentionPanel", "08": "attentionPanel", "09": "translationPanel"}
 
 NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
 STATED = re.compile(rf"`RESULT (\w+) = ({NUMBER})(?: ± ({NUMBER}))?`")
@@ -126,6 +132,12 @@ def test_tutorial_runs_as_notebook(path, tmp_path, monkeypatch):
         images = sum("image/png" in o.get("data", {}) for o in outputs)
         assert images >= 1, f"{path.name}: no figure was shown inline"
         assert list((tmp_path / "out").glob("*.png")), f"{path.name}: no PNG written"
+    if path.name[:2] in INTERACTIVE and not skipped:
+        html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+        html = ["".join(h) if isinstance(h, list) else h for h in html]
+        call = f"window.numtransExplorer.{INTERACTIVE[path.name[:2]]}(root, data)"
+        views = [h for h in html if "class='nt-explorer'" in h and call in h and "nt-data" in h]
+        assert views, f"{path.name}: no interactive view ({call}) among its text/html outputs"
     if skipped:
         return
     printed = {}
