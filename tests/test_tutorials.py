@@ -35,7 +35,7 @@ STATES_RESULTS = {p.name[:2] for p in TUTORIALS}  # every tutorial, new ones too
 # and the explorer function its HTML calls (02-04 draw random weights: static figures only)
 INTERACTIVE = {"06": "attentionPanel", "08": "attentionPanel", "09": "translationPanel"}
 
-NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"  # "0.0e+00": an exact zero in :.1e
 STATED = re.compile(rf"`RESULT (\w+) = ({NUMBER})(?: ± ({NUMBER}))?`")
 PRINTED = re.compile(rf"^RESULT (\w+) = ({NUMBER})\s*$", re.MULTILINE)
 PRINTED_IN_CODE = re.compile(r"RESULT (\w+) =")
@@ -78,6 +78,13 @@ def test_half_unit():
     assert half_unit("18") == 0.5
     assert half_unit("1e-12") == pytest.approx(5e-13)
     assert half_unit("0.5e-3") == pytest.approx(5e-5)
+    assert half_unit("0.0e+00") == pytest.approx(0.05)
+
+
+def test_printed_lines_parse():
+    """What `:.1e` prints for an exact zero, and a negative number, are read as printed."""
+    text = "RESULT a = 0.0e+00\nRESULT b = -3.5e-07\nRESULT c = 12\n"
+    assert PRINTED.findall(text) == [("a", "0.0e+00"), ("b", "-3.5e-07"), ("c", "12")]
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
