@@ -11,6 +11,9 @@ code prints each one as a line ``RESULT name = value``. Without a ``±`` the pri
 round to the stated one (a tolerance of half a unit in the stated last digit); the runs are
 seeded, so the tolerances are tight. The test checks both ways: every stated number is printed
 and within its tolerance, and every printed one is stated, so text and output cannot drift.
+
+Interactive views: the tutorials in ``INTERACTIVE`` must show a ``numtrans.viz`` view inline (a
+``text/html`` output that calls the explorer's drawing function), so it cannot silently vanish.
 """
 
 from __future__ import annotations
@@ -27,9 +30,12 @@ TIMEOUT_S = 120
 # tutorials that must save a figure (10 plots only with the C++ kernel)
 PLOTTING = {"00", "01", "02", "03", "04", "06", "07", "08", "09", "11", "12", "13", "14", "15"}
 # tutorials that must state (and print) at least one checked number
-STATES_RESULTS = {f"{n:02d}" for n in range(11)}
+STATES_RESULTS = {p.name[:2] for p in TUTORIALS}  # every tutorial, new ones too
+# tutorials that show a trained model's attention as an interactive view (numtrans.viz) inline,
+# and the explorer function its HTML calls (02-04 draw random weights: static figures only)
+INTERACTIVE = {"06": "attentionPanel", "08": "attentionPanel", "09": "translationPanel"}
 
-NUMBER = r"-?\d+(?:\.\d+)?(?:e-?\d+)?"
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"  # "0.0e+00": an exact zero in :.1e
 STATED = re.compile(rf"`RESULT (\w+) = ({NUMBER})(?: ± ({NUMBER}))?`")
 PRINTED = re.compile(rf"^RESULT (\w+) = ({NUMBER})\s*$", re.MULTILINE)
 PRINTED_IN_CODE = re.compile(r"RESULT (\w+) =")
@@ -72,6 +78,13 @@ def test_half_unit():
     assert half_unit("18") == 0.5
     assert half_unit("1e-12") == pytest.approx(5e-13)
     assert half_unit("0.5e-3") == pytest.approx(5e-5)
+    assert half_unit("0.0e+00") == pytest.approx(0.05)
+
+
+def test_printed_lines_parse():
+    """What `:.1e` prints for an exact zero, and a negative number, are read as printed."""
+    text = "RESULT a = 0.0e+00\nRESULT b = -3.5e-07\nRESULT c = 12\n"
+    assert PRINTED.findall(text) == [("a", "0.0e+00"), ("b", "-3.5e-07"), ("c", "12")]
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.name for p in TUTORIALS])
@@ -126,6 +139,12 @@ def test_tutorial_runs_as_notebook(path, tmp_path, monkeypatch):
         images = sum("image/png" in o.get("data", {}) for o in outputs)
         assert images >= 1, f"{path.name}: no figure was shown inline"
         assert list((tmp_path / "out").glob("*.png")), f"{path.name}: no PNG written"
+    if path.name[:2] in INTERACTIVE and not skipped:
+        html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+        html = ["".join(h) if isinstance(h, list) else h for h in html]
+        call = f"window.numtransExplorer.{INTERACTIVE[path.name[:2]]}(root, data)"
+        views = [h for h in html if "class='nt-explorer'" in h and call in h and "nt-data" in h]
+        assert views, f"{path.name}: no interactive view ({call}) among its text/html outputs"
     if skipped:
         return
     printed = {}

@@ -59,7 +59,7 @@ from numtrans.models.gpt import GPT, GPTConfig
 from numtrans.optim import AdamW, WarmupCosineLR, clip_grad_norm_, param_groups_for_weight_decay
 from numtrans.tokenizers import CharTokenizer
 from numtrans.training.pretrain_data import make_batcher
-from numtrans.viz import plot_attention, plot_history
+from numtrans.viz import attention_view, plot_attention, plot_history
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
@@ -375,6 +375,23 @@ show(fig)
 path = os.path.join(OUT, "06_attention_head.png")
 show(plot_attention(maps[layer, head], chars, path=path, title=f"layer {layer}, head {head}"))
 print("saved", os.path.join(OUT, "06_attention_layer.png"), "and 06_attention_head.png")
+
+# %% [markdown]
+# **The same maps, interactive.** In a notebook the next cell shows `numtrans.viz.attention_view`:
+# the head view (a line from each character to the ones it attends to; pick a layer and a head,
+# hover a character to follow only its lines) and the model view (every layer x head as a small
+# heatmap; click one to enlarge it), drawn by the same code as `numtrans serve`. It embeds the
+# weights it draws, and they are the maps computed by hand above. A script computes the view and
+# discards it (only a notebook shows a cell's last value); the PNGs above are its static copy.
+
+# %%
+try:
+    view = attention_view(model, tokenizer, snippet)
+    assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
+except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
+    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
+    view = None
+view  # a notebook shows a cell's last value; a script discards it
 
 # %% [markdown]
 # Row i of a map is query position i; the upper triangle is empty because of the causal mask. What

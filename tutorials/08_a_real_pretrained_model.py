@@ -53,7 +53,7 @@ from numtrans.functional.attention import attention_weights
 from numtrans.models import BertModel
 from numtrans.models.bert import mean_pool
 from numtrans.tokenizers import WordPieceTokenizer
-from numtrans.viz import plot_attention
+from numtrans.viz import model_view, plot_attention
 
 FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
@@ -214,6 +214,22 @@ print(f"attention maps: {maps.shape} (layers, heads, queries, keys); rows sum to
       f"{maps.sum(-1).min():.4f}..{maps.sum(-1).max():.4f}")  # fmt: skip
 print("share of attention on [CLS]/[SEP] per layer:",
       np.round(maps[..., [0, -1]].sum(-1).mean(axis=(1, 2)), 2))  # fmt: skip
+
+# %% [markdown]
+# **All 72 heads, interactive.** In a notebook the next cell shows `numtrans.viz.model_view`
+# (BertViz's "model view"): every layer x head as a small heatmap, all six layers even in fast
+# mode; click one to enlarge it with its tokens. It embeds the weights it draws, and they are the
+# maps computed above. A script computes it and discards it (only a notebook shows a cell's last
+# value); `08_attention.png` is the static copy. `attention_view` adds the head view.
+
+# %%
+try:
+    view = model_view(model, tok, sentence)
+    assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
+except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
+    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
+    view = None
+view  # a notebook shows a cell's last value; a script discards it
 
 # %% [markdown]
 # ## Sentence embeddings and similarity

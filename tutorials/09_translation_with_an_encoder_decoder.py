@@ -72,7 +72,7 @@ except ImportError:
 
 
 from numtrans.translation.translate import cjk_font  # noqa: E402
-from numtrans.viz import plot_attention, show  # noqa: E402  (show: a figure inline in a notebook)
+from numtrans.viz import plot_attention, show, translation_view  # noqa: E402  (show: a figure inline in a notebook)
 
 print("CJK font for the figures:", cjk_font() or "none (apt install fonts-noto-cjk)")
 
@@ -399,3 +399,20 @@ fig = amap.plot(os.path.join(OUT, "09_cross_attention.png"))  # rows y1, y2, ...
 show(fig)
 print("saved", os.path.join(OUT, "09_cross_attention.png"))
 print(f"tutorial ran in {time.perf_counter() - T0:.0f} s")
+
+# %% [markdown]
+# **The same translation, interactive.** In a notebook the next cell shows
+# `numtrans.viz.translation_view`: the beam's hypotheses with their scores, and the attention of
+# the best one (cross-attention here; `stack="encoder"` or `"decoder"` for the other two), by
+# layer and head, drawn by the same code as `numtrans serve`. It embeds the weights it draws, and
+# they are the cross-attention printed above. A script computes it and discards it (only a
+# notebook shows a cell's last value); `09_cross_attention.png` is the static copy.
+
+# %%
+try:
+    view = translation_view(translator, examples[0])
+    assert np.allclose(np.array(view.data["weights"]), amap.weights, atol=1e-5)  # the numbers drawn
+except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
+    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
+    view = None
+view  # a notebook shows a cell's last value; a script discards it

