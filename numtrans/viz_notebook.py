@@ -21,6 +21,9 @@ import uuid
 import numpy as np
 
 from .io import atomic_write_text
+from .serve.assets import script_js, style_css
+from .serve.probe import Probe
+from .serve.seq2seq import TranslatorProbe
 
 
 class HTMLView:
@@ -44,8 +47,6 @@ def page(fragment: str) -> str:
 
 def _render(function: str, data: dict) -> HTMLView:
     """HTML that calls ``window.numtransExplorer.<function>(root, data)``."""
-    from .serve.app import script_js, style_css
-
     div = f"nt-{uuid.uuid4().hex[:12]}"
     # "</" inside the JSON would end the <script> element early (a token may be "</s>")
     blob = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
@@ -72,8 +73,6 @@ def evaluating(model):
 
 
 def _probe(model, tokenizer):
-    from .serve.probe import Probe
-
     return Probe.from_model(model, tokenizer)
 
 
@@ -124,8 +123,6 @@ def next_token_view(model, tokenizer, text: str, k: int = 10) -> HTMLView:
 def translation_view(translator, text: str, stack: str = "cross", **search) -> HTMLView:
     """A ``Translator``'s beam hypotheses for ``text`` and the attention (``stack``: "cross",
     "encoder" or "decoder") of its best one; ``search``: ``Translator.search`` options."""
-    from .serve.seq2seq import TranslatorProbe
-
     probe = TranslatorProbe.from_translator(translator)
     beam = search.pop("beam_size", None) or translator.settings["beam_size"]
     src = translator.encode_source(text)

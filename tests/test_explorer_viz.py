@@ -205,3 +205,23 @@ def test_views_switch_dropout_off_and_restore_the_mode():
     ids = tok.encode(TEXT)
     np.testing.assert_allclose(views[0].data["weights"], probe.attention(ids), atol=1e-6)
     np.testing.assert_allclose(views[1].data["logits"], probe.next_logits(ids), atol=1e-6)
+
+
+def test_notebook_views_need_no_web_stack():
+    """The views inline the page's script and style: a notebook with ``numtrans[plot]`` only (no
+    Starlette) renders them (tutorials 06/08/09 use them)."""
+    import subprocess
+
+    code = (
+        "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+        "from numtrans.models import GPT, GPTConfig\n"
+        "from numtrans.tokenizers import CharTokenizer\n"
+        "from numtrans.viz import attention_view\n"
+        "tok = CharTokenizer.from_text('hello world')\n"
+        "m = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layer=1, n_head=2, n_embd=8))\n"
+        "html = attention_view(m, tok, 'hello')._repr_html_()\n"
+        "assert 'nt-explorer' in html and 'starlette' not in sys.modules or sys.modules['starlette'] is None\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -24,7 +24,6 @@ serialises them, since a model's modules are shared state.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import numpy as np
@@ -34,35 +33,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
+from .assets import page_html, script_js, style_css  # noqa: F401 (re-exported)
 from .probe import Probe, load_probe, next_token_distribution, unique_names
 from .requests import BadRequest, choice, number, read_body, token_ids
 from .seq2seq import STACKS
 
 MAX_BODY = 64 * 1024  # bytes
-HERE = os.path.dirname(__file__)
-
-
-def page_html() -> str:
-    """The explorer page with its script inlined: one self-contained document."""
-    with open(os.path.join(HERE, "explorer.html"), encoding="utf-8") as f:
-        page = f.read()
-    return page.replace("/*NT_STYLE*/", style_css()).replace("/*NT_JS*/", script_js(app=True))
-
-
-def script_js(app: bool = False) -> str:
-    """The drawing code (``explorer.js``, shared with the notebook views), plus the page's
-    controls (``explorer_app.js``) when ``app``."""
-    names = ["explorer.js"] + (["explorer_app.js"] if app else [])
-    parts = []
-    for name in names:
-        with open(os.path.join(HERE, name), encoding="utf-8") as f:
-            parts.append(f.read())
-    return "\n".join(parts)
-
-
-def style_css() -> str:
-    with open(os.path.join(HERE, "explorer.css"), encoding="utf-8") as f:
-        return f.read()
 
 
 class Explorer:
