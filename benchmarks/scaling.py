@@ -110,8 +110,9 @@ def flops(model: dict) -> tuple[int, int, float]:
 
 
 # ============================================================================ workers
-def time_point(impl: str, point: dict, args) -> float:
-    """Median seconds of one training step (zero_grad + forward + backward + AdamW)."""
+def time_point(impl: str, point: dict, args) -> tuple[float, float]:
+    """Median seconds of one training step (zero_grad + forward + backward + AdamW): wall
+    time, and the process's CPU time (on a busy machine the less scattered of the two)."""
     import numpy as np
 
     model_cfg, B, T = point["model"], point["batch"], point["model"]["block_size"]
@@ -123,13 +124,15 @@ def time_point(impl: str, point: dict, args) -> float:
         model.train()
         step = ts.torch_step
     rng = np.random.default_rng(args.seed + 1)
-    times = []
+    wall, cpu = [], []
     for i in range(args.warmup + args.steps):
         tokens = rng.integers(0, model_cfg["vocab_size"], size=(B, T + 1))
+        c0 = time.process_time()
         _, f, b, o = step(model, opt, tokens[:, :-1].copy(), tokens[:, 1:].copy())
         if i >= args.warmup:
-            times.append(f + b + o)
-    return statistics.median(times)
+            wall.append(f + b + o)
+            cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def worker(args) -> None:
@@ -139,13 +142,14 @@ def worker(args) -> None:
         torch.set_num_threads(args.threads)
     limiter = ts.limit_blas(args.threads)
     for point in json.loads(args.points):
-        ts.emit({"key": [point["axis"], point["value"]], "s": time_point(args.worker, point, args)})
+        wall, cpu = time_point(args.worker, point, args)
+        ts.emit({"key": [point["axis"], point["value"]], "s": [wall, cpu]})
     if limiter is not None:
         limiter.restore_original_limits()
 
 
 def run_worker(impl: str, points: list[dict], args) -> dict:
-    """{(axis, value): seconds per step} from a subprocess running ``impl``."""
+    """{(axis, value): (wall, CPU) seconds per step} from a subprocess running ``impl``."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
@@ -160,7 +164,7 @@ def run_worker(impl: str, points: list[dict], args) -> dict:
     for line in proc.stdout.splitlines():
         if line.startswith(ts.RESULT_TAG):
             r = json.loads(line[len(ts.RESULT_TAG) :])
-            out[tuple(r["key"])] = r["s"]
+            out[tuple(r["key"])] = tuple(r["s"])
     return out
 
 
@@ -172,9 +176,13 @@ def rows_for(points, times) -> list[dict]:
         tokens = p["batch"] * p["model"]["block_size"]
         row = dict(p, params=n, attn_share=attn, gflop=per_token * tokens / 1e9, tokens=tokens)
         for impl in IMPLS:
-            s = times.get(impl, {}).get((p["axis"], p["value"]))
-            row[impl] = None if s is None else {"ms": s * 1e3, "tok_s": tokens / s,
-                                                "gflops": per_token * tokens / s / 1e9}  # fmt: skip
+            t = times.get(impl, {}).get((p["axis"], p["value"]))
+            if t is None:
+                row[impl] = None
+                continue
+            s, cpu = t
+            row[impl] = {"ms": s * 1e3, "cpu_ms": cpu * 1e3, "tok_s": tokens / s,
+                         "gflops": per_token * tokens / s / 1e9}  # fmt: skip
         rows.append(row)
     return rows
 
@@ -184,18 +192,21 @@ def print_rows(rows) -> None:
         return "-" if r[impl] is None else fmt.format(r[impl][key])
 
     head = ("| axis  | value | L  | C   | T    | B   | params | GFLOP/step | attn | "
-            "numtrans ms | torch ms | nt/torch | numtrans tok/s | torch tok/s | "
-            "numtrans GFLOP/s | torch GFLOP/s |")  # fmt: skip
+            "numtrans ms | torch ms | nt/torch | nt CPU ms | torch CPU ms | nt/torch CPU | "
+            "numtrans tok/s | torch tok/s | numtrans GFLOP/s | torch GFLOP/s |")  # fmt: skip
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
     for r in rows:
         m = r["model"]
-        ratio = "-"
+        ratio = cpu_ratio = "-"
         if r["numtrans"] and r["torch"]:
             ratio = f"{r['numtrans']['ms'] / r['torch']['ms']:.2f}x"
+            cpu_ratio = f"{r['numtrans']['cpu_ms'] / r['torch']['cpu_ms']:.2f}x"
         cells = [r["axis"], r["value"], m["n_layer"], m["n_embd"], m["block_size"], r["batch"],
                  f"{r['params'] / 1e6:.2f}M", f"{r['gflop']:.2f}", f"{r['attn_share']:.0%}",
                  cell(r, "numtrans", "ms", "{:.1f}"), cell(r, "torch", "ms", "{:.1f}"), ratio,
+                 cell(r, "numtrans", "cpu_ms", "{:.1f}"), cell(r, "torch", "cpu_ms", "{:.1f}"),
+                 cpu_ratio,
                  cell(r, "numtrans", "tok_s", "{:,.0f}"), cell(r, "torch", "tok_s", "{:,.0f}"),
                  cell(r, "numtrans", "gflops", "{:.1f}"), cell(r, "torch", "gflops", "{:.1f}")]  # fmt: skip
         print("| " + " | ".join(str(c) for c in cells) + " |")
@@ -242,6 +253,22 @@ def plot(rows, path: str, title: str) -> bool:
     return True
 
 
+def cpu_name() -> str:
+    """The CPU's model name, family/model and widest vector unit (Linux /proc/cpuinfo)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown CPU"
+    flags = fields.get("flags", "").split()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return (f"{fields.get('model name', '?')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}, {simd})")  # fmt: skip
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -265,9 +292,11 @@ def main(argv=None) -> int:
     load_before, t0 = os.getloadavg(), time.perf_counter()
     times = {impl: run_worker(impl, timed, args) for impl in impls}
     load_after = os.getloadavg()
-    title = (f"GPT training step, float32, {args.threads} thread(s), {args.tokens} tokens/step; "
-             f"{ts.blas_info().get('architecture', '?')} BLAS kernel; load {load_before[0]:.1f}"
-             f"->{load_after[0]:.1f} on {os.cpu_count()} CPUs")  # fmt: skip
+    title = (
+        f"GPT training step, float32, {args.threads} thread(s), {args.tokens} tokens/step\n"
+        f"{cpu_name()}, {ts.blas_info().get('architecture', '?')} BLAS kernel\n"
+        f"load {load_before[0]:.1f} -> {load_after[0]:.1f} on {os.cpu_count()} CPUs"
+    )
     print(title)
     print(f"median of {args.steps} timed steps after {args.warmup} warm-up, per point")
     print_rows(rows_for(points, times) if not args.dry_run else rows_for(points, {}))

@@ -46,7 +46,8 @@ def test_dry_run_prints_the_plan_times_one_step_and_writes_the_plot(tmp_path):
     timed = [line for line in out.splitlines() if "| 16 | 1 |" in line]  # block 16, batch 1
     assert len(timed) == 1
     cells = [c.strip() for c in timed[0].split("|")[1:-1]]
-    assert float(cells[9]) > 0 and cells[10] == "-"  # numtrans ms, no torch column
+    assert float(cells[9]) > 0 and float(cells[12]) > 0  # numtrans wall and CPU ms
+    assert cells[10] == cells[13] == "-"  # no torch columns
     pytest.importorskip("matplotlib")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -101,6 +102,6 @@ def test_one_timed_step_of_each_implementation(scaling):
     }
     (row,) = scaling.rows_for([point], times)
     for impl in ("numtrans", "torch"):
-        assert row[impl]["ms"] > 0
+        assert row[impl]["ms"] > 0 and row[impl]["cpu_ms"] > 0
         assert row[impl]["gflops"] == pytest.approx(row["gflop"] / row[impl]["ms"] * 1e3)
         assert row[impl]["tok_s"] == pytest.approx(16 / row[impl]["ms"] * 1e3)
