@@ -21,9 +21,10 @@ climbs towards the BLAS peak; along block size the attention term 12 L T C grows
 end of every axis a step is mostly per-op Python/NumPy overhead (fixed per op, not per FLOP),
 which shows as low GFLOP/s.
 
-Each implementation runs in its own subprocess (numtrans, then PyTorch eager when installed;
-without torch its columns read "-"), at ``--threads`` threads, ``--warmup`` untimed steps and
-the median of ``--steps`` timed ones per point.
+Each implementation runs in its own subprocess per axis (numtrans, then PyTorch eager when
+installed, alternating axis by axis; without torch its columns read "-"), at ``--threads``
+threads, ``--warmup`` untimed steps and the median of ``--steps`` timed ones per point. The
+process's CPU time is printed beside the wall time: on a shared machine it is the steadier.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scaling.py --threads 1 \\
         [--quick] [--plot scaling.png] [--sweeps width,depth,block] [--dry-run] [--no-torch]
@@ -290,7 +291,10 @@ def main(argv=None) -> int:
         timed = [dict(timed[0], batch=1, model=dict(timed[0]["model"], block_size=16))]
         args.warmup, args.steps = 0, 1
     load_before, t0 = os.getloadavg(), time.perf_counter()
-    times = {impl: run_worker(impl, timed, args) for impl in impls}
+    times = {impl: {} for impl in impls}
+    for axis in args.sweeps:  # numtrans and torch alternate per axis: load drifts hit both
+        for impl in impls:
+            times[impl].update(run_worker(impl, [p for p in timed if p["axis"] == axis], args))
     load_after = os.getloadavg()
     title = (
         f"GPT training step, float32, {args.threads} thread(s), {args.tokens} tokens/step\n"
