@@ -171,17 +171,20 @@ def numtrans_step(model, opt, x, y):
 def run_steps(step, batch, warmup: int, steps: int) -> dict:
     for _ in range(warmup):
         step(*batch())
-    fwd, bwd, opt, losses = [], [], [], []
+    fwd, bwd, opt, losses, cpu = [], [], [], [], []
     faults0 = minor_faults()
     for _ in range(steps):
         x, y = batch()
+        c0 = time.process_time()  # CPU time: on a busy machine, less scattered than wall time
         loss, f, b, o = step(x, y)
+        cpu.append(time.process_time() - c0)
         fwd.append(f)
         bwd.append(b)
         opt.append(o)
         losses.append(loss)
     faults = (minor_faults() - faults0) / max(steps, 1)
-    return {"fwd": fwd, "bwd": bwd, "opt": opt, "loss": losses, "minflt_per_step": faults}
+    return {"fwd": fwd, "bwd": bwd, "opt": opt, "loss": losses, "cpu": cpu,
+            "minflt_per_step": faults}  # fmt: skip
 
 
 def worker_numtrans(args) -> None:
@@ -208,6 +211,13 @@ def worker_numtrans(args) -> None:
     tracemalloc.start()
     numtrans_step(model, opt, x, y)
     result["traced_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+    # and what the backward alone adds on top of the forward's saved activations
+    opt.zero_grad(set_to_none=True)
+    _, loss = model(x, y)
+    tracemalloc.reset_peak()
+    held = tracemalloc.get_traced_memory()[0]
+    loss.backward()
+    result["traced_bwd_peak_mib"] = (tracemalloc.get_traced_memory()[1] - held) / 2**20
     tracemalloc.stop()
 
     result["blas"] = blas_info()
@@ -350,15 +360,17 @@ def analyze(model, opt, batch, args) -> dict:
 
 
 # ============================================================================ torch
-def build_torch(seed: int):
-    """nanoGPT's GPT in PyTorch, written out compactly (parameter names match numtrans's)."""
+def build_torch(seed: int, model: dict | None = None):
+    """nanoGPT's GPT in PyTorch, written out compactly (parameter names match numtrans's);
+    ``model`` (keys as ``MODEL``) changes the sizes (``scaling.py`` sweeps them)."""
     import math
 
     import torch
     from torch import nn
     from torch.nn import functional as F
 
-    C, H, L = MODEL["n_embd"], MODEL["n_head"], MODEL["n_layer"]
+    M = MODEL if model is None else model
+    C, H, L = M["n_embd"], M["n_head"], M["n_layer"]
 
     class CausalSelfAttention(nn.Module):
         def __init__(self):
@@ -395,13 +407,13 @@ def build_torch(seed: int):
             super().__init__()
             self.transformer = nn.ModuleDict(
                 {
-                    "wte": nn.Embedding(MODEL["vocab_size"], C),
-                    "wpe": nn.Embedding(MODEL["block_size"], C),
+                    "wte": nn.Embedding(M["vocab_size"], C),
+                    "wpe": nn.Embedding(M["block_size"], C),
                     "h": nn.ModuleList([Block() for _ in range(L)]),
                     "ln_f": nn.LayerNorm(C),
                 }
             )
-            self.lm_head = nn.Linear(C, MODEL["vocab_size"], bias=False)
+            self.lm_head = nn.Linear(C, M["vocab_size"], bias=False)
             self.transformer.wte.weight = self.lm_head.weight  # tied
             for name, p in self.named_parameters():
                 if name.endswith("bias"):
@@ -527,12 +539,13 @@ def med_ms(values) -> float:
 
 
 def merge(results: list[dict]) -> dict:
-    out = {k: sum((r[k] for r in results), []) for k in ("fwd", "bwd", "opt", "loss")}
+    out = {k: sum((r[k] for r in results), []) for k in ("fwd", "bwd", "opt", "loss", "cpu")}
     out["total"] = [f + b + o for f, b, o in zip(out["fwd"], out["bwd"], out["opt"])]
     out["per_process_ms"] = [
         med_ms([f + b + o for f, b, o in zip(r["fwd"], r["bwd"], r["opt"])]) for r in results
     ]
-    for key in ("peak_rss_mib", "rss_after_import_mib", "minflt_per_step", "traced_peak_mib"):
+    keys = ("peak_rss_mib", "rss_after_import_mib", "minflt_per_step", "traced_peak_mib")
+    for key in keys + ("traced_bwd_peak_mib",):
         if key in results[0]:
             out[key] = max(r[key] for r in results)
     return out
@@ -648,6 +661,7 @@ def main() -> int:
 
     rows = [
         row("ms / step (median)", lambda r: med_ms(r["total"])),
+        row("  CPU time of the process (ms / step)", lambda r: med_ms(r["cpu"])),
         row("  zero_grad + forward + loss", lambda r: med_ms(r["fwd"])),
         row("  backward", lambda r: med_ms(r["bwd"])),
         row("  optimizer step", lambda r: med_ms(r["opt"]), "{:.2f}"),
@@ -662,6 +676,12 @@ def main() -> int:
         row(
             "NumPy peak traced in one step (MiB)",
             lambda r: only_numtrans(r, "traced_peak_mib"),
+            "{:.0f}",
+            ratio=False,
+        ),
+        row(
+            "  of which the backward adds (MiB)",
+            lambda r: only_numtrans(r, "traced_bwd_peak_mib"),
             "{:.0f}",
             ratio=False,
         ),

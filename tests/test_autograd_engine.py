@@ -463,3 +463,109 @@ def test_deep_chain_backward_needs_no_recursion():
         y = y * 1.0
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, np.ones(2))
+
+
+# ----------------------------------------------------------------------------- engine buffers
+def _backward_peak(out) -> int:
+    """Bytes the backward of ``out`` allocates at its peak (NumPy reports to tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out.backward()
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+def test_split_pieces_share_one_gradient_buffer():
+    """q, k, v = x.split(C, -1): the engine keeps one buffer of x's size, not three zero arrays
+    and their sums (the textbook slice backward, measured alongside so the bound means
+    something)."""
+    from numtrans.ops.shape import slice_textbook
+
+    rng = np.random.default_rng(0)
+    C = 256
+    x = nt.tensor(rng.standard_normal((C, 3 * C)), requires_grad=True)
+    consts = [rng.standard_normal((C, C)) for _ in range(3)]
+    size = x.data.nbytes
+
+    def loss(pieces):
+        return sum(((p * c).sum() for p, c in zip(pieces, consts)), nt.tensor(0.0))
+
+    tuned = _backward_peak(loss(x.split(C, dim=-1)))
+    tuned_grad = x.grad
+    x.grad = None
+    index = [(slice(None), slice(i * C, (i + 1) * C)) for i in range(3)]
+    textbook = _backward_peak(loss([slice_textbook(x, i) for i in index]))
+    np.testing.assert_array_equal(tuned_grad, x.grad)
+    np.testing.assert_array_equal(tuned_grad, np.concatenate(consts, axis=1))
+    assert textbook > 2.5 * size  # three zero arrays alive at once (and the sums)
+    assert tuned < 1.6 * size  # one buffer (plus one piece's product in flight)
+
+
+def test_in_place_sums_never_write_into_a_gradient_an_op_returned():
+    """add's backward hands the same array g to both a and b, which each get one more term:
+    summing in place into g would change the other's gradient too. The terms come in every
+    order, so that in some of them g arrives before the other term (and the other is read
+    after the sum)."""
+    import itertools
+
+    c1, c2, c3 = (np.array(v) for v in ([1.0, 2.0, 3.0], [0.5, -1.0, 2.0], [4.0, 0.0, -3.0]))
+    terms = [
+        lambda a, b: ((a + b) * c1).sum(),
+        lambda a, b: (a * c2).sum(),
+        lambda a, b: (b * c3).sum(),
+    ]
+    for order in itertools.permutations(terms):
+        for textbook in (False, True):
+            a, b = t64([1.0, -2.0, 0.5]), t64([3.0, 0.0, 1.0])
+            out = order[0](a, b) + order[1](a, b) + order[2](a, b)
+            nt.autograd.engine.run_backward(out, textbook=textbook)
+            np.testing.assert_array_equal(a.grad, c1 + c2)
+            np.testing.assert_array_equal(b.grad, c1 + c3)
+
+
+def test_in_place_accumulation_leaves_the_gradient_the_caller_holds_alone():
+    x = t64([1.0, 2.0])
+    (x * 2.0 + x * 3.0).sum().backward()  # two contributions: an engine-owned buffer
+    held = x.grad
+    (x * x + x[0] + x[1]).sum().backward()  # dense and slices (each x[i] broadcast to 2)
+    np.testing.assert_array_equal(held, [5.0, 5.0])  # the old array is unchanged
+    np.testing.assert_array_equal(x.grad, [5.0 + 2 * 1.0 + 2, 5.0 + 2 * 2.0 + 2])
+    assert not np.shares_memory(held, x.grad)
+    h = x * 1.0
+    h.retain_grad()
+    (h + h + h).sum().backward()  # h: g three times (twice the same array) -> owned buffer
+    np.testing.assert_array_equal(h.grad, [3.0, 3.0])
+    np.testing.assert_array_equal(x.grad, [12.0, 14.0])
+    assert not np.shares_memory(h.grad, x.grad)
+
+
+def test_slices_and_whole_uses_mix_in_either_order():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((4, 6))
+    graphs = [
+        lambda x: (x[1:3] * 2.0).sum() + (x * w).sum() + x[:, 2].sum(),  # slice, whole, slice
+        lambda x: (x * w).sum() + (x[0] * x[0]).sum() + x[..., None][0, 1:4].sum(),
+        lambda x: sum(p.sum() * (i + 1) for i, p in enumerate(x.split([1, 2, 3], dim=1))),
+    ]
+    for graph in graphs:
+        grads = []
+        for textbook in (False, True):
+            x = nt.tensor(w.copy(), requires_grad=True)
+            nt.autograd.engine.run_backward(graph(x), textbook=textbook)
+            grads.append(x.grad)
+        np.testing.assert_array_equal(grads[0], grads[1])
+    assert nt.gradcheck(graphs[0], (nt.tensor(w.copy(), requires_grad=True),))
+
+
+def test_a_slice_gradient_of_the_wrong_shape_names_the_op():
+    from numtrans.autograd.engine import SliceGrad
+    from numtrans.tensor import make_result
+
+    x = t64([1.0, 2.0, 3.0])
+    y = make_result(x.data[:2], (x,), lambda g: (SliceGrad((slice(0, 2),), g[:1]),), "bad_slice")
+    with pytest.raises(RuntimeError, match=r"'bad_slice' returned a gradient of shape \(1,\) at"):
+        y.sum().backward()

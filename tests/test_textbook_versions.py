@@ -59,3 +59,25 @@ def test_layer_norm_hand_backward_equals_autograd_of_the_formula(affine):
     np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
     for a, c in zip(gf, gs):
         np.testing.assert_allclose(a, c, rtol=1e-10, atol=1e-10)
+
+
+def test_engine_in_place_sums_and_slice_buffers_equal_the_textbook_sums():
+    """A GPT's backward with the tuned accumulation (engine-owned buffers, SliceGrad for the
+    q, k, v split) gives the same bits as ``accumulate_textbook`` (a new array per sum)."""
+    from numtrans.autograd.engine import run_backward
+    from numtrans.models.gpt import GPT, GPTConfig
+
+    nt.manual_seed(0)
+    cfg = GPTConfig(n_layer=2, n_head=2, n_embd=16, block_size=8, vocab_size=11, dropout=0.0)
+    model = GPT(cfg).double()
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 11, size=(3, 8))
+    grads = []
+    for textbook in (False, True):
+        model.zero_grad()
+        _, loss = model(idx, np.roll(idx, -1, axis=1))
+        run_backward(loss, textbook=textbook)
+        grads.append({n: p.grad.copy() for n, p in model.named_parameters()})
+    assert grads[0].keys() == grads[1].keys()
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[0][name], grads[1][name], err_msg=name)

@@ -12,9 +12,24 @@ Each non-leaf tensor ``t`` holds ``t._parents`` (its inputs) and ``t._backward(g
 
 The graph is recorded as the ops run, by ``make_result`` in ``tensor.py`` (it makes each op's
 output Tensor); this module only walks it, and needs no Tensor class of its own.
+
+Step 2 has a textbook form and a tuned one beside it (they give the same bits, tested):
+
+- ``accumulate_textbook``: ``grads[t] = grads[t] + g``, a new array for every sum;
+- ``accumulate``: the engine allocates one buffer for a tensor that receives a second
+  contribution and adds every later one into it in place; a backward may also return a
+  ``SliceGrad(index, value)`` ("zero except ``value`` at ``index``": ``x[index]``'s gradient),
+  which the engine writes into that buffer instead of the op allocating a zero array of the
+  whole input for each slice (a GPT's q, k, v split: one (B, T, 3C) buffer per attention layer
+  instead of three zero arrays and two full-size sums).
+
+Buffers the engine owns are never visible to the caller while it may still change them: a
+gradient an op returned (perhaps ``g`` itself, handed to two parents) is never written into.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -80,7 +95,79 @@ def topological_order(root) -> list:
     return order
 
 
-def run_backward(root, grad=None, retain_graph: bool = False) -> None:
+class SliceGrad(NamedTuple):
+    """A gradient that is zero everywhere except ``value`` at ``parent[index]``.
+
+    ``index`` is a basic index (ints, slices, None, Ellipsis) and ``value.shape`` is the shape
+    of ``parent.data[index]``. A backward returns it instead of a full array when its input was
+    only read at ``index`` (a slice, one piece of ``split``)."""
+
+    index: tuple
+    value: np.ndarray
+
+    def dense(self, shape, dtype) -> np.ndarray:
+        """The full gradient: zeros of ``shape`` with ``value`` written at ``index``."""
+        grad = np.zeros(shape, dtype=dtype)
+        grad[self.index] = self.value
+        return grad
+
+
+def accumulate_textbook(grads: dict, owned: set, key: int, pg, shape) -> None:
+    """Sum one contribution ``pg`` into ``grads[key]``: a new array for every sum."""
+    if isinstance(pg, SliceGrad):
+        pg = pg.dense(shape, pg.value.dtype)
+    grads[key] = pg if key not in grads else grads[key] + pg
+
+
+def accumulate(grads: dict, owned: set, key: int, pg, shape) -> None:
+    """``accumulate_textbook`` without its temporaries.
+
+    ``owned`` holds the keys whose array the engine allocated itself (nobody else holds it),
+    so only those are written in place. The first full contribution is stored as the op
+    returned it (no copy: it may be ``g`` itself, shared with another parent); a second one
+    makes a buffer of the engine's own (``current + pg``); every later one is added into it.
+    """
+    current = grads.get(key)
+    if isinstance(pg, SliceGrad):
+        if current is None:  # zeros with the value written in: the only zero array
+            grads[key] = pg.dense(shape, pg.value.dtype)
+            owned.add(key)
+            return
+        if key not in owned:
+            current = grads[key] = np.array(current)  # a copy (np.array: even of a 0-d sum)
+            owned.add(key)
+        current[pg.index] += pg.value
+    elif current is None:
+        grads[key] = pg
+    elif key in owned:
+        np.add(current, pg, out=current)
+    else:
+        grads[key] = total = current + pg
+        if isinstance(total, np.ndarray):  # 0-d arrays sum to a NumPy scalar: nothing to own
+            owned.add(key)
+
+
+def _checked(node, parent, pg, anomaly: bool):
+    """``pg`` in the parent's dtype, after checking its shape (and finiteness in anomaly mode)."""
+    dense = not isinstance(pg, SliceGrad)
+    value = pg if dense else pg.value
+    if anomaly and not np.isfinite(value).all():
+        raise FloatingPointError(f"anomaly: backward of op '{node._op}' produced NaN or inf")
+    if value.dtype != parent.data.dtype:  # mixed float32/float64 ops
+        value = value.astype(parent.data.dtype)
+    # a bug in an op's backward, never the user's
+    target = parent.shape if dense else parent.data[pg.index].shape
+    if value.shape != target:
+        where = "" if dense else f" at index {pg.index}"
+        raise RuntimeError(
+            f"op '{node._op}' returned a gradient of shape {value.shape}{where} "
+            f"for an input of shape {parent.shape}"
+        )
+    return value if dense else SliceGrad(pg.index, value)
+
+
+def run_backward(root, grad=None, retain_graph: bool = False, textbook: bool = False) -> None:
+    """Backpropagate from ``root`` (``textbook=True``: sum with ``accumulate_textbook``)."""
     if not root.requires_grad:
         raise RuntimeError(
             "backward() on a tensor that does not require grad: no input of the computation "
@@ -99,33 +186,30 @@ def run_backward(root, grad=None, retain_graph: bool = False) -> None:
             raise ValueError(f"grad has shape {grad.shape} but the output has shape {root.shape}")
 
     anomaly = grad_mode._state["anomaly"]
-    grads = {id(root): grad}
+    add = accumulate_textbook if textbook else accumulate
+    grads, owned = {id(root): grad}, set()
     with grad_mode.no_grad():
         for node in reversed(topological_order(root)):
-            g = grads.pop(id(node), None)
+            key = id(node)
+            g = grads.pop(key, None)
             if g is None:
                 continue
+            mine = key in owned  # nobody else holds g: a leaf may keep it without a copy
+            owned.discard(key)
             if not node._parents:  # a leaf: accumulate, never alias another tensor's gradient
-                node.grad = g.copy() if node.grad is None else node.grad + g
+                if node.grad is None:
+                    node.grad = g if mine else g.copy()
+                elif mine:  # a new array all the same: the caller may hold the old .grad
+                    node.grad = np.add(node.grad, g, out=g)
+                else:
+                    node.grad = node.grad + g
                 continue
-            if node._retain:
+            if node._retain:  # g goes on to the parents (maybe as itself): the caller gets a copy
                 node.grad = g.copy() if node.grad is None else node.grad + g
             parent_grads = node._backward(g)
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                if anomaly and not np.isfinite(pg).all():
-                    raise FloatingPointError(
-                        f"anomaly: backward of op '{node._op}' produced NaN or inf"
-                    )
-                if pg.dtype != parent.data.dtype:  # mixed float32/float64 ops
-                    pg = pg.astype(parent.data.dtype)
-                if pg.shape != parent.shape:  # a bug in an op's backward, never the user's
-                    raise RuntimeError(
-                        f"op '{node._op}' returned a gradient of shape {pg.shape} "
-                        f"for an input of shape {parent.shape}"
-                    )
-                key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                add(grads, owned, id(parent), _checked(node, parent, pg, anomaly), parent.shape)
             if not retain_graph:
                 node._backward = _freed_graph

@@ -5,16 +5,22 @@ concatenate, stack, split. Their backward moves the gradient back to where each 
 |-------------|-------------------------------------------------------------------|
 | reshape     | reshape g back to the input shape                                 |
 | permute     | permute g by the inverse permutation                              |
-| x[index]    | scatter-add g into zeros of x's shape (repeated indices add up)   |
+| x[index]    | basic index: SliceGrad(index, g), which the engine writes into x's |
+|             | one gradient buffer; integer arrays: scatter-add into zeros         |
 | gather      | scatter-add along the gathered axis                               |
 | concatenate | split g at the same boundaries                                    |
 | stack       | take each slice of g back                                         |
+| split       | each piece: SliceGrad (as x[index]), so the pieces share one buffer |
+
+``slice_textbook`` keeps the plain form of a slice's backward (a zero array of the whole
+input, g written in), beside ``_slice`` which hands the engine the same gradient without it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..autograd.engine import SliceGrad
 from ..tensor import Tensor, make_result
 from .arithmetic import as_tensor, unbroadcast
 
@@ -96,12 +102,12 @@ def getitem(x, index):
     index, basic = _plain_index(index)
     out = x.data[index]
 
+    if basic:  # each element selected at most once: the slice's gradient, no zero array
+        return make_result(np.asarray(out), (x,), lambda g: (SliceGrad(index, g),), "getitem")
+
     def backward(g):
         grad = np.zeros(x.shape, dtype=g.dtype)
-        if basic:
-            grad[index] = g  # a basic index selects each element at most once
-        else:
-            np.add.at(grad, index, g)  # integer arrays may repeat an element: add, not assign
+        np.add.at(grad, index, g)  # integer arrays may repeat an element: add, not assign
         return (grad,)
 
     return make_result(np.asarray(out), (x,), backward, "getitem")
@@ -199,8 +205,11 @@ def split(x, split_size_or_sections, dim=0, *, axis=None):
     return pieces
 
 
-def _slice(x, index):
-    """x[index] for a tuple of slices (a view): getitem without its index inspection."""
+def slice_textbook(x, index):
+    """x[index] for a basic index, with the textbook backward: d(x[index])/dx is zero except
+    at ``index``, so the gradient is a zero array of x's shape with g written in. Split into
+    q, k, v this makes three (B, T, 3C) arrays per attention layer, and the engine two more
+    when it sums them; ``_slice`` below gives the same gradient (tested) without them."""
 
     def backward(g):
         grad = np.zeros(x.shape, dtype=g.dtype)
@@ -208,3 +217,9 @@ def _slice(x, index):
         return (grad,)
 
     return make_result(x.data[index], (x,), backward, "getitem")
+
+
+def _slice(x, index):
+    """x[index] for a tuple of slices (a view): ``slice_textbook`` whose backward returns
+    ``SliceGrad(index, g)``; the engine writes every piece into one buffer for x."""
+    return make_result(x.data[index], (x,), lambda g: (SliceGrad(index, g),), "getitem")
