@@ -175,7 +175,30 @@ print(f"RESULT tiled_max_difference = {np.abs(tiled - attention_textbook(q, k, v
 # would cost more. `numtrans.native.attention_backward` does exactly this; the tests compare it
 # with finite differences and with PyTorch.
 #
-# ## 4. The native kernel against the NumPy path
+# ## 4. The smallest native kernel first: a row softmax
+#
+# Before the fused kernel, the simplest thing the C++ module does: the stable softmax of every row,
+# $y_j = e^{x_j - \max x} / \sum_k e^{x_k - \max x}$, in `csrc/cpu/softmax.hpp` (one loop for the
+# maximum, one for the exponentials and their sum, one to divide), bound to Python in
+# `csrc/cpu/module.cpp`. The same three steps, as NumPy writes them, are
+# `numtrans.functional.activations.softmax_array`; a row that is all $-\infty$ (a query with every
+# key masked) gives zeros, not NaN, in both.
+
+# %%
+if backends.is_available("cpu"):
+    from numtrans.functional.activations import softmax_array
+
+    logits = rng.standard_normal((4, 1000)).astype(np.float32) * 10
+    logits[0] = -np.inf  # a fully masked row
+    native_softmax = backends.get("cpu").softmax(logits)
+    print(
+        "max |native softmax - NumPy softmax| =",
+        np.abs(native_softmax - softmax_array(logits)).max(),
+    )
+    print("the masked row:", native_softmax[0, :4], "...")
+
+# %% [markdown]
+# ## 5. The native kernel against the NumPy path
 #
 # The C++ version (`csrc/cpu/attention_forward.cpp`) is the tiled loop above with three
 # additions: the tile products are register-blocked small matrix multiplies, the exponential is a
