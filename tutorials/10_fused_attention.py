@@ -178,7 +178,7 @@ print(f"RESULT tiled_max_difference = {np.abs(tiled - attention_textbook(q, k, v
 # ## 4. The smallest native kernel first: a row softmax
 #
 # Before the fused kernel, the simplest thing the C++ module does: the stable softmax of every row,
-# $y_j = e^{x_j - \max x} / \sum_k e^{x_k - \max x}$, in `csrc/cpu/softmax.hpp` (one loop for the
+# $y_j = e^{x_j - \max x} / \sum_k e^{x_k - \max x}$, in `csrc/cpu/softmax.cpp` (one loop for the
 # maximum, one for the exponentials and their sum, one to divide), bound to Python in
 # `csrc/cpu/module.cpp`. The same three steps, as NumPy writes them, are
 # `numtrans.functional.activations.softmax_array`; a row that is all $-\infty$ (a query with every
