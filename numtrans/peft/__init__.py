@@ -6,6 +6,7 @@ from .lora import LoRALinear
 from .model import (
     BERT_ATTENTION,
     GPT_ATTENTION,
+    adapter_names,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -18,11 +19,14 @@ from .model import (
     trainable_parameters,
     unmerge_adapter,
 )
+from .saved import adapter_labels, set_labels, task_head
 
 __all__ = [
     "BERT_ATTENTION",
     "GPT_ATTENTION",
     "LoRALinear",
+    "adapter_labels",
+    "adapter_names",
     "apply_lora",
     "load_adapter",
     "lora_layers",
@@ -32,6 +36,8 @@ __all__ = [
     "read_adapter_config",
     "save_adapter",
     "set_adapter",
+    "set_labels",
+    "task_head",
     "trainable_parameters",
     "unmerge_adapter",
 ]

@@ -4,6 +4,8 @@
     apply_lora(classifier, 8, 16, modules_to_save=("classifier",))  # the new head trains in full
     save_adapter(model, "adapter/")            # adapter_model.safetensors + adapter_config.json
     load_adapter(model, "adapter/", name="sentiment");  set_adapter(model, "sentiment")
+    apply_lora(model, 8, 16, adapter_name="topics", modules_to_save=("classifier",))
+    task_head(model, 14, names)                # "topics" owns a 14-class head (saved.py)
 
 A target pattern matches a ``Linear`` whose dotted name (``named_modules``) ends with it at a
 dot boundary, as ``peft``'s ``target_modules`` does: ``"query"`` matches
@@ -23,13 +25,19 @@ from ..io import atomic_write, atomic_write_text, read_json_object
 from ..nn.linear import Linear
 from .lora import LoRALinear
 from .saved import (
+    ORIGINAL,
     active_saved_state,
+    adapter_labels,
     add_modules_to_save,
     all_saved_parameters,
     forget_saved_modules,
+    get_submodule,
     matching_modules,
     saved_modules,
+    set_labels,
     set_saved_adapter,
+    set_submodule,
+    task_head,
 )
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -40,18 +48,6 @@ GPT_ATTENTION = ("c_attn", "attn.c_proj")
 
 def _matches(name: str, patterns) -> bool:
     return any(name == p or name.endswith("." + p) for p in patterns)
-
-
-def _set_submodule(model, name: str, module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    setattr(_submodule(model, parent_name), child, module)
-
-
-def _submodule(model, name: str):
-    module = model
-    for part in name.split(".") if name else ():
-        module = getattr(module, part)
-    return module
 
 
 def lora_layers(model) -> dict:
@@ -95,23 +91,34 @@ def apply_lora(model, r: int = 8, alpha: float = 16, target_modules=BERT_ATTENTI
     if not names:
         raise ValueError(f"LoRA target pattern(s) {list(target_modules)} match no Linear layer")
     for name in names:
-        module = _submodule(model, name)
+        module = get_submodule(model, name)
         if isinstance(module, LoRALinear):
             module.add_adapter(adapter_name, r, alpha)
             continue
         try:
-            _set_submodule(model, name, LoRALinear(module, r, alpha, dropout, adapter_name))
+            set_submodule(model, name, LoRALinear(module, r, alpha, dropout, adapter_name))
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
     if modules_to_save:
         add_modules_to_save(model, matching_modules(model, modules_to_save, _matches), adapter_name)
     mark_only_lora_as_trainable(model)
+    set_adapter(model, adapter_name)  # layers this adapter does not target run as their base
     return model
+
+
+def adapter_names(model) -> list[str]:
+    """Every adapter loaded on ``model``: on any LoRA layer or with any saved module."""
+    names = {n for layer in lora_layers(model).values() for n in layer.adapters}
+    names.update(n for copies in saved_modules(model).values() for n in copies)
+    return sorted(names)
 
 
 def set_adapter(model, name: str) -> None:
     """Make adapter ``name`` the one that runs, trains and is saved: its ``lora_A`` / ``lora_B``
-    in every layer and its copy of every saved module. The base weights are not touched."""
+    in every layer it targets (the others run as their base, as in ``peft``) and its own copy
+    of every saved module, its head included. The base weights are not touched."""
+    if name not in adapter_names(model):
+        raise ValueError(f"no adapter {name!r}; loaded: {adapter_names(model)}")
     for layer in lora_layers(model).values():
         layer.set_adapter(name)
     set_saved_adapter(model, name)
@@ -130,7 +137,7 @@ def unmerge_adapter(model) -> None:
 def merge_and_unload(model):
     """Fold the active adapter into the weights and put plain ``Linear``s back. Returns model."""
     for name, layer in lora_layers(model).items():
-        _set_submodule(model, name, layer.to_linear())
+        set_submodule(model, name, layer.to_linear())
     forget_saved_modules(model)  # the active adapter's head stays registered
     for p in model.parameters():
         p.requires_grad_(True)
@@ -138,14 +145,15 @@ def merge_and_unload(model):
 
 
 def save_adapter(model, directory: str, base_model_name_or_path: str | None = None) -> None:
-    """The active adapter alone: ``adapter_model.safetensors`` (``<layer>.lora_A`` / ``lora_B``,
-    and the saved modules' parameters, ``classifier.weight``) and ``adapter_config.json`` (r,
-    alpha, targets, each base layer's (out, in) shape and each saved parameter's shape)."""
+    """The active adapter alone: ``adapter_model.safetensors`` (``<layer>.lora_A`` / ``lora_B``
+    of the layers it targets, and its saved modules' parameters, ``classifier.weight``) and
+    ``adapter_config.json`` (r, alpha, targets, each base layer's (out, in) shape, each saved
+    parameter's shape, the head's class names)."""
     from safetensors.numpy import save_file
 
-    layers = lora_layers(model)
+    layers = {n: m for n, m in lora_layers(model).items() if m.has_active}
     if not layers:
-        raise ValueError("the model has no LoRA adapter to save")
+        raise ValueError("the model has no active LoRA adapter to save")
     os.makedirs(directory, exist_ok=True)
     tensors, shapes, first = {}, {}, next(iter(layers.values()))
     for name, layer in layers.items():
@@ -155,10 +163,12 @@ def save_adapter(model, directory: str, base_model_name_or_path: str | None = No
     saved = {k: np.ascontiguousarray(v) for k, v in active_saved_state(model).items()}
     tensors.update(saved)
     _, _, r, alpha = first.adapters[first.active]
+    modules = sorted({k.rsplit(".", 1)[0] for k in saved} & set(saved_modules(model)))
     config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha,
               "base_model_class": type(model).__name__, "target_modules": sorted(shapes),
-              "base_shapes": shapes, "modules_to_save": sorted(saved_modules(model)),
+              "base_shapes": shapes, "modules_to_save": modules,
               "saved_shapes": {k: list(v.shape) for k, v in saved.items()},
+              "labels": adapter_labels(model),
               "base_model_name_or_path": base_model_name_or_path}  # fmt: skip
     text = json.dumps(config, indent=1) + "\n"
     atomic_write(os.path.join(directory, ADAPTER_WEIGHTS), lambda tmp: save_file(tensors, tmp))
@@ -170,6 +180,39 @@ def read_adapter_config(directory: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no {ADAPTER_CONFIG} in {directory!r}: not an adapter directory")
     return read_json_object(path, "an adapter config must be a JSON object")
+
+
+def _base_module(model, name: str):
+    """The base model's own module ``name`` (not an adapter's copy of it), or None."""
+    original = model.__dict__.get(ORIGINAL, {})
+    if name in original:
+        return original[name]
+    try:
+        return get_submodule(model, name)
+    except AttributeError:
+        return None
+
+
+def _check_saved(model, config: dict, tensors: dict, directory: str) -> None:
+    """A saved module must exist on the base with the same parameters; a ``Linear`` head may
+    differ in its number of outputs (the adapter brings its own head), not in its inputs."""
+    another = f"adapter {directory!r} is for another base"
+    shapes = config.get("saved_shapes", {})
+    for module_name in config.get("modules_to_save", ()):
+        base = _base_module(model, module_name)
+        if base is None:
+            raise ValueError(f"{another}: no module {module_name!r} (a saved module)")
+        own = {f"{module_name}.{p}": list(v.shape) for p, v in base.named_parameters()}
+        mine = {k: list(v) for k, v in shapes.items() if k.startswith(module_name + ".")}
+        if sorted(own) != sorted(mine):
+            raise ValueError(f"{another}: {module_name} has parameters {sorted(own)} here, "
+                             f"{sorted(mine)} in the adapter")  # fmt: skip
+        for key, shape in mine.items():
+            if key not in tensors:
+                raise ValueError(f"adapter {directory!r} is damaged: no tensor {key!r}")
+            fits = shape == own[key] or (isinstance(base, Linear) and shape[1:] == own[key][1:])
+            if not fits:
+                raise ValueError(f"{another}: {key} is {own[key]} here, {shape} in the adapter")
 
 
 def _check_base(model, config: dict, tensors: dict, directory: str) -> None:
@@ -188,21 +231,14 @@ def _check_base(model, config: dict, tensors: dict, directory: str) -> None:
             if got is None or got.shape != shape:
                 raise ValueError(f"adapter {directory!r} is damaged: {layer}.{key} is "
                                  f"{None if got is None else got.shape}, expected {shape}")  # fmt: skip
-    params = dict(model.named_parameters())
-    for key, shape in config.get("saved_shapes", {}).items():
-        if key not in params:
-            raise ValueError(f"{another}: no parameter {key!r} (a saved module)")
-        if list(params[key].shape) != list(shape):
-            raise ValueError(f"{another}: {key} is {list(params[key].shape)} here, {shape} in "
-                             "the adapter")  # fmt: skip
-        if key not in tensors:
-            raise ValueError(f"adapter {directory!r} is damaged: no tensor {key!r}")
+    _check_saved(model, config, tensors, directory)
 
 
 def load_adapter(model, directory: str, name: str = "default"):
     """Add the adapter in ``directory`` to ``model`` as ``name`` and make it active: its LoRA
-    pairs and its saved modules (a task head). Refuses, before changing anything, a base whose
-    layer or parameter names or shapes differ from the ones the adapter was trained on."""
+    pairs and its saved modules (its task head, of its own size and class names). Refuses,
+    before changing anything, a base whose layer or parameter names or shapes differ from the
+    ones the adapter was trained on."""
     from safetensors.numpy import load_file
 
     config = read_adapter_config(directory)
@@ -214,7 +250,13 @@ def load_adapter(model, directory: str, name: str = "default"):
         if layer_name in config["base_shapes"]:
             layer.lora_A.data[...] = tensors[f"{layer_name}.lora_A"]
             layer.lora_B.data[...] = tensors[f"{layer_name}.lora_B"]
-    params = dict(model.named_parameters())
-    for key in config.get("saved_shapes", {}):
-        params[key].data[...] = tensors[key]
+    for module_name in config.get("modules_to_save", ()):
+        module = get_submodule(model, module_name)  # this adapter's copy of the base's module
+        key = f"{module_name}.weight"
+        if isinstance(module, Linear) and config["saved_shapes"][key][0] != module.out_features:
+            module = task_head(model, config["saved_shapes"][key][0], None, module_name)
+        for p, value in module.named_parameters():
+            value.data[...] = tensors[f"{module_name}.{p}"]
+    set_labels(model, config.get("labels"))
+    mark_only_lora_as_trainable(model)
     return model
