@@ -39,6 +39,7 @@ from .saved import (
     set_submodule,
     task_head,
 )
+from .tokens import DELTA, TrainableTokens, add_trainable_tokens, all_token_layers, token_layers
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -65,6 +66,9 @@ def mark_only_lora_as_trainable(model) -> None:
             B.requires_grad_(True)
     for p in all_saved_parameters(model):
         p.requires_grad_(True)
+    for layer in all_token_layers(model):
+        for p in layer.parameters_aside():
+            p.requires_grad_(True)
 
 
 def trainable_parameters(model) -> tuple[int, int]:
@@ -80,11 +84,12 @@ def _patterns(value) -> tuple:
 
 def apply_lora(model, r: int = 8, alpha: float = 16, target_modules=BERT_ATTENTION,
                dropout: float = 0.0, adapter_name: str = "default",
-               modules_to_save=()):  # fmt: skip
+               modules_to_save=(), trainable_token_indices=None):  # fmt: skip
     """Wrap every ``Linear`` matching ``target_modules`` in a ``LoRALinear`` (or add the adapter
     ``adapter_name`` to layers already wrapped); give the adapter its own trainable copy of each
-    module matching ``modules_to_save`` (a new task head, see ``saved.py``); freeze the rest.
-    Returns ``model``."""
+    module matching ``modules_to_save`` (a new task head, see ``saved.py``) and its own rows
+    ``{embedding name: token ids}`` of ``trainable_token_indices`` (new tokens, ``tokens.py``);
+    freeze the rest. Returns ``model``."""
     target_modules, modules_to_save = _patterns(target_modules), _patterns(modules_to_save)
     names = [n for n, m in model.named_modules()
              if isinstance(m, (Linear, LoRALinear)) and _matches(n, target_modules)]  # fmt: skip
@@ -101,6 +106,8 @@ def apply_lora(model, r: int = 8, alpha: float = 16, target_modules=BERT_ATTENTI
             raise ValueError(f"{name}: {exc}") from None
     if modules_to_save:
         add_modules_to_save(model, matching_modules(model, modules_to_save, _matches), adapter_name)
+    for module_name, ids in (trainable_token_indices or {}).items():
+        add_trainable_tokens(model, module_name, ids, adapter_name)
     mark_only_lora_as_trainable(model)
     set_adapter(model, adapter_name)  # layers this adapter does not target run as their base
     return model
@@ -110,6 +117,7 @@ def adapter_names(model) -> list[str]:
     """Every adapter loaded on ``model``: on any LoRA layer or with any saved module."""
     names = {n for layer in lora_layers(model).values() for n in layer.adapters}
     names.update(n for copies in saved_modules(model).values() for n in copies)
+    names.update(n for layer in token_layers(model).values() for n in layer.adapters)
     return sorted(names)
 
 
@@ -119,18 +127,18 @@ def set_adapter(model, name: str) -> None:
     of every saved module, its head included. The base weights are not touched."""
     if name not in adapter_names(model):
         raise ValueError(f"no adapter {name!r}; loaded: {adapter_names(model)}")
-    for layer in lora_layers(model).values():
+    for layer in [*lora_layers(model).values(), *all_token_layers(model)]:
         layer.set_adapter(name)
     set_saved_adapter(model, name)
 
 
 def merge_adapter(model) -> None:
-    for layer in lora_layers(model).values():
+    for layer in [*lora_layers(model).values(), *all_token_layers(model)]:
         layer.merge()
 
 
 def unmerge_adapter(model) -> None:
-    for layer in lora_layers(model).values():
+    for layer in [*lora_layers(model).values(), *all_token_layers(model)]:
         layer.unmerge()
 
 
@@ -138,6 +146,9 @@ def merge_and_unload(model):
     """Fold the active adapter into the weights and put plain ``Linear``s back. Returns model."""
     for name, layer in lora_layers(model).items():
         set_submodule(model, name, layer.to_linear())
+    tokens = [n for n, m in model.named_modules() if isinstance(m, TrainableTokens)]
+    for name in tokens:
+        set_submodule(model, name, get_submodule(model, name).to_base())
     forget_saved_modules(model)  # the active adapter's head stays registered
     for p in model.parameters():
         p.requires_grad_(True)
@@ -162,6 +173,9 @@ def save_adapter(model, directory: str, base_model_name_or_path: str | None = No
         shapes[name] = [layer.out_features, layer.in_features]
     saved = {k: np.ascontiguousarray(v) for k, v in active_saved_state(model).items()}
     tensors.update(saved)
+    rows = {n: m for n, m in token_layers(model).items() if m.has_active}
+    for name, layer in rows.items():
+        tensors[f"{name}.{DELTA}"] = np.ascontiguousarray(layer.adapters[layer.active][1].data)
     _, _, r, alpha = first.adapters[first.active]
     modules = sorted({k.rsplit(".", 1)[0] for k in saved} & set(saved_modules(model)))
     config = {"peft_type": "LORA", "r": r, "lora_alpha": alpha,
@@ -169,6 +183,9 @@ def save_adapter(model, directory: str, base_model_name_or_path: str | None = No
               "base_shapes": shapes, "modules_to_save": modules,
               "saved_shapes": {k: list(v.shape) for k, v in saved.items()},
               "labels": adapter_labels(model),
+              "trainable_token_indices": {n: m.adapters[m.active][0].tolist()
+                                          for n, m in rows.items()},
+              "token_shapes": {n: list(m.weight.shape) for n, m in rows.items()},
               "base_model_name_or_path": base_model_name_or_path}  # fmt: skip
     text = json.dumps(config, indent=1) + "\n"
     atomic_write(os.path.join(directory, ADAPTER_WEIGHTS), lambda tmp: save_file(tensors, tmp))
@@ -232,6 +249,16 @@ def _check_base(model, config: dict, tensors: dict, directory: str) -> None:
                 raise ValueError(f"adapter {directory!r} is damaged: {layer}.{key} is "
                                  f"{None if got is None else got.shape}, expected {shape}")  # fmt: skip
     _check_saved(model, config, tensors, directory)
+    for layer, shape in config.get("token_shapes", {}).items():
+        m = modules.get(layer)
+        if not hasattr(m, "weight") or list(m.weight.shape) != list(shape):
+            got = list(m.weight.shape) if hasattr(m, "weight") else "missing"
+            raise ValueError(f"{another}: embedding {layer} is {got} here, {shape} in the adapter")
+        want = (len(config["trainable_token_indices"][layer]), shape[1])
+        got = tensors.get(f"{layer}.{DELTA}")
+        if got is None or got.shape != want:
+            raise ValueError(f"adapter {directory!r} is damaged: {layer}.{DELTA} is "
+                             f"{None if got is None else got.shape}, expected {want}")  # fmt: skip
 
 
 def load_adapter(model, directory: str, name: str = "default"):
@@ -245,7 +272,11 @@ def load_adapter(model, directory: str, name: str = "default"):
     tensors = load_file(os.path.join(directory, ADAPTER_WEIGHTS))
     _check_base(model, config, tensors, directory)
     apply_lora(model, int(config["r"]), config["lora_alpha"], tuple(config["base_shapes"]),
-               adapter_name=name, modules_to_save=config.get("modules_to_save", ()))  # fmt: skip
+               adapter_name=name, modules_to_save=config.get("modules_to_save", ()),
+               trainable_token_indices=config.get("trainable_token_indices"))  # fmt: skip
+    for layer_name, layer in token_layers(model).items():
+        if layer_name in config.get("token_shapes", {}):
+            layer.adapters[name][1].data[...] = tensors[f"{layer_name}.{DELTA}"]
     for layer_name, layer in lora_layers(model).items():
         if layer_name in config["base_shapes"]:
             layer.lora_A.data[...] = tensors[f"{layer_name}.lora_A"]
