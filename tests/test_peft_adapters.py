@@ -1,6 +1,8 @@
 """LoRA with a task head (``modules_to_save``) and several task adapters on one MiniLM-shaped
 base: what trains, what is saved, what switching changes, and the bases an adapter refuses."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,5 @@ def test_double_casts_every_adapter_and_head_copy():
         got = logits(model)
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, expected[name], rtol=1e-4, atol=1e-5)
+    copy.deepcopy(model).float()  # a copy casts its own heads, not the original's
+    assert all(p.dtype == np.float64 for p in model.parameters_aside())

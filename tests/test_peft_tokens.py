@@ -20,10 +20,10 @@ V0, NEW = 30, [30, 31, 32]
 IDS = np.array([[1, 30, 5, 31, 7, 32], [2, 3, 32, 4, 30, 6]])
 
 
-def tiny_gpt():
+def tiny_gpt(tie=True):
     manual_seed(0)
     model = GPT(GPTConfig(block_size=16, vocab_size=V0, n_layer=1, n_head=2, n_embd=8,
-                          dropout=0.0))  # fmt: skip
+                          dropout=0.0, tie_weights=tie))  # fmt: skip
     model.resize_token_embeddings(V0 + len(NEW))
     return model.double().eval()
 
@@ -76,5 +76,26 @@ def test_merge_save_load_and_another_base(tmp_path):
         apply_lora(
             tiny_gpt(), 2, 4, GPT_ATTENTION, trainable_token_indices={"transformer.wte": [40]}
         )
-    with pytest.raises(ValueError, match="'lm_head' is not an Embedding"):
+    with pytest.raises(ValueError, match="'lm_head' shares its weight with 'transformer.wte'"):
         apply_lora(tiny_gpt(), 2, 4, GPT_ATTENTION, trainable_token_indices={"lm_head": [1]})
+
+
+def test_an_untied_output_layer_trains_its_own_rows(tmp_path):
+    full, model = tiny_gpt(tie=False), tiny_gpt(tie=False)
+    rows = {"transformer.wte": NEW, "lm_head": NEW}
+    apply_lora(model, 2, 4, GPT_ATTENTION, trainable_token_indices=rows)
+    targets = np.roll(IDS, -1, axis=1)
+    model(IDS, targets)[1].backward()
+    full(IDS, targets)[1].backward()
+    for name, layer in (("wte", model.transformer["wte"]), ("lm_head", model.lm_head)):
+        base = full.transformer["wte"] if name == "wte" else full.lm_head
+        np.testing.assert_allclose(layer.trainable_tokens_delta.grad, base.weight.grad[NEW],
+                                   atol=1e-12, err_msg=name)  # fmt: skip
+    model.lm_head.trainable_tokens_delta.data[...] += 1.0
+    expected = model(IDS)[0].numpy()
+    save_adapter(model, str(tmp_path / "u"))
+    fresh = tiny_gpt(tie=False)
+    load_adapter(fresh, str(tmp_path / "u"))
+    np.testing.assert_allclose(fresh(IDS)[0].numpy(), expected, atol=1e-10)
+    merge_and_unload(fresh)
+    np.testing.assert_allclose(fresh(IDS)[0].numpy(), expected, atol=1e-10)

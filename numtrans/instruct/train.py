@@ -47,8 +47,11 @@ def add_sft_lora(model, tokenizer, r: int, alpha: float | None = None) -> dict:
     rows = [int(vocab[t]) for t in CHAT_TOKENS if t in vocab]
     if len(rows) != len(CHAT_TOKENS):
         raise ValueError("add_sft_lora needs the chat tokens: call prepare_model first")
+    tokens = {"transformer.wte": rows}
+    if not model.config.tie_weights:  # an untied lm_head needs its own rows to emit them
+        tokens["lm_head"] = rows
     apply_lora(model, r, 2 * r if alpha is None else alpha, GPT_ATTENTION,
-               trainable_token_indices={"transformer.wte": rows})  # fmt: skip
+               trainable_token_indices=tokens)  # fmt: skip
     trained, total = trainable_parameters(model)
     return {"trainable": trained, "total": total, "rows": rows}
 

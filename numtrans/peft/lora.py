@@ -44,6 +44,7 @@ class LoRALinear(Module):
         super().__init__()
         check_rank(r, base.in_features, base.out_features)
         self.in_features, self.out_features = base.in_features, base.out_features
+        object.__setattr__(self, "base_layer", base)  # kept (unregistered) for to_linear
         self.weight = base.weight  # shared, so names and tied uses stay the same
         if base.bias is not None:
             self.bias = base.bias
@@ -116,10 +117,9 @@ class LoRALinear(Module):
         return y + linear(h, self.lora_B) * self.scaling
 
     def to_linear(self) -> Linear:
-        """A plain ``Linear`` holding the merged weight (for ``merge_and_unload``)."""
+        """The base ``Linear`` back, holding the merged weight (for ``merge_and_unload``)."""
         self.merge()
-        out = Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                     dtype=self.weight.dtype)  # fmt: skip
+        out = self.base_layer
         out.weight, out.bias = self.weight, self.bias
         out.weight.requires_grad_(True)
         if out.bias is not None:

@@ -29,6 +29,7 @@ and the model's ``parameters_aside`` (read by ``Module.to``) yields every copy's
 from __future__ import annotations
 
 import copy
+import types
 
 from ..nn import init
 from ..nn.linear import Linear
@@ -75,8 +76,11 @@ def _registry(model) -> dict:
     if REGISTRY not in model.__dict__:
         for key in (REGISTRY, ORIGINAL, LABELS):
             object.__setattr__(model, key, {})
-        # Module.to casts what this yields: the copies that are not registered right now.
-        object.__setattr__(model, "parameters_aside", lambda: _all_copies_parameters(model))
+        # Module.to casts what this yields: the copies that are not registered right now. A
+        # bound method, so that copy.deepcopy(model) binds it to the copy.
+        object.__setattr__(
+            model, "parameters_aside", types.MethodType(_all_copies_parameters, model)
+        )
     return model.__dict__[REGISTRY]
 
 

@@ -39,6 +39,7 @@ class TrainableTokens(Module):
 
     def __init__(self, base, mode: str, adapters: dict | None = None):
         super().__init__()
+        object.__setattr__(self, "base_layer", base)  # kept (unregistered) for to_base
         self.mode, self.weight = mode, base.weight  # shared: names and tying stay the same
         if mode == "embedding":
             self.num_embeddings, self.embedding_dim = base.num_embeddings, base.embedding_dim
@@ -47,6 +48,7 @@ class TrainableTokens(Module):
             self.in_features, self.out_features = base.in_features, base.out_features
             self.bias = base.bias
         self.weight.requires_grad_(False)
+        self.tied = adapters is not None  # reads an embedding's rows; it owns none itself
         self.adapters = {} if adapters is None else adapters  # name -> (idx, delta, original)
         self.active, self.merged = None, False
 
@@ -109,13 +111,9 @@ class TrainableTokens(Module):
             self.merged = False
 
     def to_base(self):
-        """A plain ``Embedding`` / ``Linear`` holding the merged rows (``merge_and_unload``)."""
+        """The base ``Embedding`` / ``Linear`` back, holding the merged rows."""
         self.merge()
-        if self.mode == "embedding":
-            out = Embedding(self.num_embeddings, self.embedding_dim, self.padding_idx)
-        else:
-            out = Linear(self.in_features, self.out_features, bias=self.bias is not None)
-            out.bias = self.bias
+        out = self.base_layer
         out.weight = self.weight
         out.weight.requires_grad_(True)
         return out
@@ -129,29 +127,33 @@ class TrainableTokens(Module):
 
 def add_trainable_tokens(model, module_name: str, indices, adapter_name: str) -> None:
     """Rows ``indices`` of the ``Embedding`` ``module_name`` train for ``adapter_name``; a
-    ``Linear`` sharing its weight (a tied output layer) reads the same rows."""
+    ``Linear`` sharing its weight (a tied output layer) reads the same rows. ``module_name``
+    may also be an untied output ``Linear`` (vocab, C): its own rows then train."""
     try:
-        emb = get_submodule(model, module_name)
+        layer = get_submodule(model, module_name)
     except AttributeError:
-        emb = None
-    if not (isinstance(emb, Embedding) or getattr(emb, "mode", None) == "embedding"):
-        raise ValueError(f"trainable_token_indices: {module_name!r} is not an Embedding")
-    if isinstance(emb, Embedding):
-        emb = TrainableTokens(emb, "embedding")
-        set_submodule(model, module_name, emb)
-        for name, m in list(model.named_modules()):
-            if isinstance(m, Linear) and m.weight is emb.weight:
-                set_submodule(model, name, TrainableTokens(m, "linear", adapters=emb.adapters))
-    emb.add_adapter(adapter_name, indices)
+        layer = None
+    if isinstance(layer, (Embedding, Linear)):
+        sharing = [n for n, m in model.named_modules()
+                   if m is not layer and getattr(m, "weight", None) is layer.weight]  # fmt: skip
+        if isinstance(layer, Linear) and sharing:
+            raise ValueError(f"trainable_token_indices: {module_name!r} shares its weight with "
+                             f"{sharing[0]!r}: name that embedding instead")  # fmt: skip
+        layer = TrainableTokens(layer, "embedding" if isinstance(layer, Embedding) else "linear")
+        set_submodule(model, module_name, layer)
+        for name in sharing:
+            reader = get_submodule(model, name)
+            if isinstance(reader, Linear):  # a tied output layer reads the same rows
+                set_submodule(model, name, TrainableTokens(reader, "linear", layer.adapters))
+    if not isinstance(layer, TrainableTokens) or layer.tied:
+        raise ValueError(f"trainable_token_indices: {module_name!r} is not an Embedding "
+                         "or an untied output Linear")  # fmt: skip
+    layer.add_adapter(adapter_name, indices)
 
 
 def token_layers(model) -> dict:
-    """``{name: TrainableTokens}`` of the embeddings (the tied output wrappers left out)."""
-    return {
-        n: m
-        for n, m in model.named_modules()
-        if isinstance(m, TrainableTokens) and m.mode == "embedding"
-    }
+    """``{name: TrainableTokens}`` of the layers that own their rows (tied readers left out)."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, TrainableTokens) and not m.tied}
 
 
 def all_token_layers(model) -> list:
