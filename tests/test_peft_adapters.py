@@ -91,6 +91,9 @@ def test_adapter_brings_its_head_and_refuses_one_that_cannot_fit(tmp_path):
     load_adapter(three, str(tmp_path / "a"))
     np.testing.assert_allclose(logits(three), expected, atol=1e-10)
     assert three.num_labels == three.config.num_labels == 2
+    own_head = three.__dict__["peft_original_modules"]["classifier"]
+    apply_lora(three, r=2, alpha=4, adapter_name="bare")  # no head of its own: the base's
+    assert three.classifier is own_head and three.num_labels == 3 and logits(three).shape == (2, 3)
 
     other = classifier()
     other.classifier = nn.Linear(8, 2).double()  # a head reading 8 features cannot take 16
