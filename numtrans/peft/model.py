@@ -143,7 +143,8 @@ def unmerge_adapter(model) -> None:
 
 
 def merge_and_unload(model):
-    """Fold the active adapter into the weights and put plain ``Linear``s back. Returns model."""
+    """Fold the active adapter into the weights (LoRA pairs and token rows) and put the base's
+    ``Linear`` / ``Embedding`` modules back. Returns model."""
     for name, layer in lora_layers(model).items():
         set_submodule(model, name, layer.to_linear())
     tokens = [n for n, m in model.named_modules() if isinstance(m, TrainableTokens)]
@@ -157,9 +158,10 @@ def merge_and_unload(model):
 
 def save_adapter(model, directory: str, base_model_name_or_path: str | None = None) -> None:
     """The active adapter alone: ``adapter_model.safetensors`` (``<layer>.lora_A`` / ``lora_B``
-    of the layers it targets, and its saved modules' parameters, ``classifier.weight``) and
-    ``adapter_config.json`` (r, alpha, targets, each base layer's (out, in) shape, each saved
-    parameter's shape, the head's class names)."""
+    of the layers it targets, its saved modules' parameters, ``classifier.weight``, and its
+    token rows, ``transformer.wte.trainable_tokens_delta``) and ``adapter_config.json`` (r,
+    alpha, targets, each base layer's (out, in) shape, each saved parameter's shape, the head's
+    class names, the token ids and their table's shape)."""
     from safetensors.numpy import save_file
 
     layers = {n: m for n, m in lora_layers(model).items() if m.has_active}
