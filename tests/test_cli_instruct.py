@@ -139,3 +139,79 @@ def test_chat_bad_history_and_a_model_without_chat_tokens(sft_dir, tmp_path):
     one_error_line(out, "chat", "messages must be a list of role/content dicts")
     out = run(["chat", "--model", "nowhere"], tmp_path, "hi\n")
     one_error_line(out, "chat", "no tokenizer.json in nowhere")
+
+
+def pretrain(model, tokenizer, texts, steps=150, T=48):
+    """A few next-token steps on the texts (well under a second for this GPT)."""
+    import numpy as np
+
+    from numtrans.optim import AdamW
+
+    ids = np.array([i for t in texts for i in tokenizer.encode(t + " ")])
+    rng, opt = np.random.default_rng(0), AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        starts = rng.integers(0, len(ids) - T - 1, size=16)
+        x = np.stack([ids[s : s + T] for s in starts])
+        y = np.stack([ids[s + 1 : s + T + 1] for s in starts])
+        opt.zero_grad()
+        model(x, y)[1].backward()
+        opt.step()
+    model.eval()
+
+
+def sft_loss(model, tokenizer):
+    """The masked SFT loss on the first 40 conversations of each bundled task, in one batch."""
+    from numtrans.autograd import no_grad
+    from numtrans.instruct import bucket_batches, instruction_set, sft_example
+
+    conversations = instruction_set(seed=0, max_per_task=40)
+    examples = [sft_example(c, tokenizer, model.config.block_size) for c in conversations]
+    [(x, y)] = bucket_batches(examples, len(examples), pad_id=0)
+    with no_grad():
+        return model.eval()(x, y)[1].item()
+
+
+def test_sft_with_lora_trains_attention_and_the_chat_rows_only(tmp_path):
+    import numpy as np
+
+    from numtrans import manual_seed
+    from numtrans.instruct import instruction_set, prepare_model
+    from numtrans.instruct.train import load_base_model
+    from numtrans.models.gpt import GPT, GPTConfig
+    from numtrans.tokenizers.bpe import ByteBPETokenizer
+
+    texts = [m["content"] for conv in instruction_set(seed=0, max_per_task=40) for m in conv]
+    tokenizer = ByteBPETokenizer.train(texts, 300)
+    V = tokenizer.vocab_size  # before the chat tokens
+    manual_seed(0)
+    base = GPT(GPTConfig(block_size=96, vocab_size=tokenizer.vocab_size, n_layer=1, n_head=2,
+                         n_embd=32))  # fmt: skip
+    pretrain(base, tokenizer, texts)  # a base that knows the words, not the chat format
+    base.save_pretrained(str(tmp_path / "base"))
+    tokenizer.save(str(tmp_path / "base" / "tokenizer.json"))
+    out = run(["sft", "--model", "base", "--out", "lsft", "--lora", "4", "--max-per-task", "40",
+               "--steps", "100", "--batch-size", "8", "--lr", "1e-2", "--log-every", "20"],
+              tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lora = 4 * (32 + 96) + 4 * (32 + 32)  # one block: c_attn 32 -> 96, attn.c_proj 32 -> 32
+    assert f"LoRA rank 4: {lora + 4 * 32:,} of " in out.stdout  # + 4 chat-token rows of 32
+    record = json.loads((tmp_path / "lsft" / "training.json").read_text())
+    assert record["lora_rank"] == 4
+    tuned = GPT.from_pretrained(str(tmp_path / "lsft"))  # merged: a plain GPT
+    grown, _ = load_base_model(str(tmp_path / "base"))
+    prepare_model(grown, tokenizer)  # the base with the same tokens, before any training
+    assert sft_loss(tuned, tokenizer) < 0.85 * sft_loss(grown, tokenizer)  # 2.55 vs 3.36 here
+    assert tuned.config.vocab_size == V + 4
+    before, after = base.state_dict(), tuned.state_dict()
+    for name, value in after.items():
+        if name in ("transformer.wte.weight", "lm_head.weight"):
+            np.testing.assert_array_equal(value[:V], before[name])  # old rows frozen
+            assert value[V:].std() > 0.06  # the chat rows trained away from their N(0, 0.02^2)
+        elif name.endswith(("c_attn.weight", "attn.c_proj.weight")):
+            assert np.abs(value - before[name]).max() > 1e-6  # the merged adapters
+        else:
+            np.testing.assert_array_equal(value, before[name], err_msg=name)
+    chat = run(["chat", "--model", "lsft", "--max-new-tokens", "4"], tmp_path, "hi\n")
+    assert chat.returncode == 0, chat.stderr
+    out = run(["sft", "--out", "m", "--lora", "2", "--steps", "1", *TINY], tmp_path)
+    one_error_line(out, "sft", "--lora adapts a pretrained base: give --model BASE_DIR")

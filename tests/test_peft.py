@@ -125,3 +125,53 @@ def test_matches_peft_library():
     np.testing.assert_allclose(y.numpy(), y_t.detach().numpy(), atol=1e-6)
     np.testing.assert_allclose(lora.lora_A.grad, layer.lora_A["default"].weight.grad, atol=1e-6)
     np.testing.assert_allclose(lora.lora_B.grad, layer.lora_B["default"].weight.grad, atol=1e-6)
+
+
+def test_adapters_on_different_layers_skip_the_others_as_peft_does():
+    """Adapter "a" targets fc1 only and "b" fc2 only: with "b" active, fc1 runs as its base."""
+    torch = pytest.importorskip("torch")
+    peft = pytest.importorskip("peft")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(6, 5), torch.nn.Linear(5, 4)
+
+        def forward(self, x):
+            return self.fc2(torch.tanh(self.fc1(x)))
+
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(6, 5).double(), nn.Linear(5, 4).double()
+
+        def forward(self, x):
+            return self.fc2(self.fc1(x).tanh())
+
+    torch.manual_seed(0)
+    pm = peft.get_peft_model(Net().double(), peft.LoraConfig(r=2, lora_alpha=4,
+                                                             target_modules=["fc1"]))  # fmt: skip
+    pm.add_adapter("b", peft.LoraConfig(r=2, lora_alpha=4, target_modules=["fc2"]))
+    ours = Ours()
+    for name in ("fc1", "fc2"):
+        theirs = getattr(pm.base_model.model, name)
+        getattr(ours, name).weight.data[...] = theirs.base_layer.weight.detach().numpy()
+        getattr(ours, name).bias.data[...] = theirs.base_layer.bias.detach().numpy()
+    apply_lora(ours, r=2, alpha=4, target_modules=("fc1",), adapter_name="default")
+    apply_lora(ours, r=2, alpha=4, target_modules=("fc2",), adapter_name="b")
+    for name, adapter in (("fc1", "default"), ("fc2", "b")):
+        theirs, mine = getattr(pm.base_model.model, name), getattr(ours, name)
+        torch.nn.init.normal_(theirs.lora_B[adapter].weight)
+        A, B, _, _ = mine.adapters[adapter]
+        A.data[...] = theirs.lora_A[adapter].weight.detach().numpy()
+        B.data[...] = theirs.lora_B[adapter].weight.detach().numpy()
+    x = np.random.default_rng(0).normal(size=(3, 6))
+    outs = {}
+    for adapter in ("b", "default", "b"):
+        pm.set_adapter(adapter)
+        set_adapter(ours, adapter)
+        outs[adapter] = ours(Tensor(x)).numpy()
+        expected = pm(torch.tensor(x)).detach().numpy()
+        np.testing.assert_allclose(outs[adapter], expected, atol=1e-10)
+    assert np.abs(outs["b"] - outs["default"]).max() > 1e-3
+    assert "fc1.lora_A" not in ours.state_dict() and "fc2.lora_A" in ours.state_dict()

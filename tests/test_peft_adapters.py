@@ -1,20 +1,25 @@
 """LoRA with a task head (``modules_to_save``) and several task adapters on one MiniLM-shaped
 base: what trains, what is saved, what switching changes, and the bases an adapter refuses."""
 
+import copy
+
 import numpy as np
 import pytest
 
-from numtrans import manual_seed
+from numtrans import manual_seed, nn
 from numtrans.models.bert import BertConfig
 from numtrans.models.bert_heads import BertForSequenceClassification
 from numtrans.peft import (
     LoRALinear,
+    adapter_labels,
     apply_lora,
     load_adapter,
     merge_and_unload,
     read_adapter_config,
     save_adapter,
     set_adapter,
+    set_labels,
+    task_head,
     trainable_parameters,
 )
 
@@ -39,7 +44,7 @@ def perturb(model, seed):
     """Random B's and a random head: what training one task would have made of the adapter."""
     rng = np.random.default_rng(seed)
     for m in model.modules():
-        if isinstance(m, LoRALinear):
+        if isinstance(m, LoRALinear) and m.has_active:
             m.lora_B.data[...] = rng.normal(scale=0.5, size=m.lora_B.shape)
     model.classifier.weight.data[...] = rng.normal(size=model.classifier.weight.shape)
     model.classifier.bias.data[...] = rng.normal(size=model.classifier.bias.shape)
@@ -76,13 +81,24 @@ def test_head_trains_under_lora_marking_and_is_saved(tmp_path):
     np.testing.assert_allclose(logits(fresh), expected, atol=1e-10)
 
 
-def test_adapter_refuses_a_base_whose_head_differs(tmp_path):
+def test_adapter_brings_its_head_and_refuses_one_that_cannot_fit(tmp_path):
     model = classifier()
     apply_lora(model, r=2, alpha=4, modules_to_save=("classifier",))
+    perturb(model, 3)
+    expected = logits(model)
     save_adapter(model, str(tmp_path / "a"))
-    other = classifier(labels=3)
+    three = classifier(labels=3)  # a base whose own head has 3 classes takes the 2-class head
+    load_adapter(three, str(tmp_path / "a"))
+    np.testing.assert_allclose(logits(three), expected, atol=1e-10)
+    assert three.num_labels == three.config.num_labels == 2
+    own_head = three.__dict__["peft_original_modules"]["classifier"]
+    apply_lora(three, r=2, alpha=4, adapter_name="bare")  # no head of its own: the base's
+    assert three.classifier is own_head and three.num_labels == 3 and logits(three).shape == (2, 3)
+
+    other = classifier()
+    other.classifier = nn.Linear(8, 2).double()  # a head reading 8 features cannot take 16
     before = {k: v.copy() for k, v in other.state_dict().items()}
-    with pytest.raises(ValueError, match=r"another base: classifier.weight is \[3, 16\] here"):
+    with pytest.raises(ValueError, match=r"another base: classifier.weight is \[2, 8\] here"):
         load_adapter(other, str(tmp_path / "a"))
     assert not any(isinstance(m, LoRALinear) for m in other.modules())  # refused untouched
     assert all(np.array_equal(v, before[k]) for k, v in other.state_dict().items())
@@ -90,22 +106,31 @@ def test_adapter_refuses_a_base_whose_head_differs(tmp_path):
         apply_lora(classifier(), modules_to_save=("no_such_head",))
 
 
-def test_two_task_adapters_on_one_minilm_shaped_base(tmp_path):
+TOPICS = "Company School Artist Athlete Politician Transport Building Nature Village Animal " \
+         "Plant Album Film Book".split()  # fmt: skip
+
+
+def test_two_task_adapters_with_their_own_heads_on_one_minilm_shaped_base(tmp_path):
     """MiniLM-L6's shapes (6 layers, 384 wide, 12 heads, 1536 feed-forward; a short vocabulary):
-    two adapters with their own heads, loaded on one base and switched back and forth."""
+    a 2-class sentiment adapter and a 14-class DBpedia-topics adapter, each with its own head
+    and class names, loaded on one base and switched back and forth without reloading it."""
     shape = dict(hidden=384, layers=6, heads=12, inter=1536, vocab=64)
     model = classifier(**shape)
-    base_logits = logits(model)
     outputs = {}
-    for task, seed in (("sentiment", 1), ("topics", 2)):
-        apply_lora(model, r=8, alpha=16, adapter_name=task, modules_to_save=("classifier",))
-        perturb(model, seed)
-        outputs[task] = logits(model)
-        save_adapter(model, str(tmp_path / task))
-    assert np.abs(outputs["sentiment"] - outputs["topics"]).max() > 1e-2
+    apply_lora(model, r=8, alpha=16, adapter_name="sentiment", modules_to_save=("classifier",))
+    set_labels(model, ["negative", "positive"])
+    perturb(model, 1)
+    outputs["sentiment"] = logits(model)
+    save_adapter(model, str(tmp_path / "sentiment"))
+    apply_lora(model, r=8, alpha=16, adapter_name="topics", modules_to_save=("classifier",))
+    task_head(model, 14, TOPICS)
+    perturb(model, 2)
+    outputs["topics"] = logits(model)
+    save_adapter(model, str(tmp_path / "topics"))
+    assert outputs["sentiment"].shape == (2, 2) and outputs["topics"].shape == (2, 14)
+    assert read_adapter_config(str(tmp_path / "topics"))["labels"] == TOPICS
 
-    base = classifier(**shape)
-    np.testing.assert_allclose(logits(base), base_logits, atol=1e-12)
+    base = classifier(**shape)  # a 2-class base head; the topics adapter brings its 14
     query = base.bert.encoder.layer[0].attention.self.query
     weight, weight_values = query.weight, query.weight.data.copy()
     for task in outputs:
@@ -113,7 +138,43 @@ def test_two_task_adapters_on_one_minilm_shaped_base(tmp_path):
     for task in ("sentiment", "topics", "sentiment", "topics"):
         set_adapter(base, task)
         np.testing.assert_allclose(logits(base), outputs[task], atol=1e-9)
+        assert base.num_labels == base.config.num_labels == outputs[task].shape[1]
+    assert adapter_labels(base) == TOPICS and adapter_labels(base, "sentiment")[0] == "negative"
     layer = base.bert.encoder.layer[0].attention.self.query
     assert layer.weight is weight and np.array_equal(layer.weight.data, weight_values)
+
+    out = base(IDS, attention_mask=MASK, labels=np.array([3, 13]))  # trains topics' head only
+    out.loss.backward()
+    assert (
+        base.classifier.weight.shape == (14, 384) and np.abs(base.classifier.weight.grad).max() > 0
+    )
+    set_adapter(base, "sentiment")
+    assert base.classifier.weight.shape == (2, 384) and base.classifier.weight.grad is None
     with pytest.raises(ValueError, match="no adapter 'nope'"):
         set_adapter(base, "nope")
+
+
+def test_double_casts_every_adapter_and_head_copy():
+    model = classifier().float()
+    apply_lora(model, r=2, alpha=4, adapter_name="a", modules_to_save=("classifier",))
+    perturb(model, 1)
+    apply_lora(model, r=2, alpha=4, adapter_name="b", target_modules=("query",),
+               modules_to_save=("classifier",))  # fmt: skip
+    task_head(model, 5)
+    perturb(model, 2)
+    expected = {}
+    for name in ("a", "b"):
+        set_adapter(model, name)
+        expected[name] = logits(model)
+        assert expected[name].dtype == np.float32
+    model.double()  # adapter "b" is active: "a"'s pairs and head are kept aside
+    arrays = [p for m in model.modules() if isinstance(m, LoRALinear) for p in m.parameters_aside()]
+    arrays += list(model.parameters_aside())
+    assert len(arrays) > 2 * 8 and all(p.dtype == np.float64 for p in arrays)
+    for name in ("a", "b", "a"):
+        set_adapter(model, name)
+        got = logits(model)
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected[name], rtol=1e-4, atol=1e-5)
+    copy.deepcopy(model).float()  # a copy casts its own heads, not the original's
+    assert all(p.dtype == np.float64 for p in model.parameters_aside())

@@ -1,6 +1,7 @@
 """``numtrans sft``, ``numtrans dpo`` and ``numtrans chat``: from a GPT to an assistant.
 
     numtrans sft --out DIR [--model BASE_DIR] [--data FILE.jsonl] [--max-per-task N] [--steps N]
+                 [--lora R]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
                  [--lora R]
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
@@ -9,7 +10,9 @@
 (``numtrans.instruct.instruction_set``: English -> Chinese translation and sentiment, several
 phrasings each) or on a JSONL file of conversations, with the chat template and the loss on the
 assistant's tokens only. Without ``--model`` it starts from a new GPT (``--n-layer`` ...) and a
-byte-level BPE trained on the instruction texts. ``dpo`` tunes an SFT model on preference pairs,
+byte-level BPE trained on the instruction texts. ``sft --lora R`` (with ``--model``) trains
+rank-R adapters on attention and the chat markers' embedding rows only
+(``numtrans.instruct.train.add_sft_lora``) and saves them merged: a plain chat model. ``dpo`` tunes an SFT model on preference pairs,
 read from a file or made from the model's own samples ranked by chrF
 (``numtrans.instruct.pairs``); ``--lora R`` trains rank-R LoRA adapters on every attention
 and MLP projection instead of all weights, and merges them into the saved model. ``chat`` talks to a chat model: one message a line, ``/reset``,
@@ -41,6 +44,8 @@ def register(subparsers) -> None:
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--log-every", type=int, default=25)
+    s.add_argument("--lora", type=int, metavar="R",
+                   help="train rank-R LoRA on attention + the chat-token rows; saved merged")  # fmt: skip
     s.add_argument("--loss-per", choices=("token", "example"), default="token",
                    help="average the loss over answer tokens, or per example first")  # fmt: skip
     new = s.add_argument_group("a new model (without --model)")
@@ -120,7 +125,9 @@ def _new_model(args, conversations):
 def sft_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    _check_positive(args, "steps", "batch_size", "lr", "max_per_task", "log_every")
+    _check_positive(args, "steps", "batch_size", "lr", "max_per_task", "log_every", "lora")
+    if args.lora and not args.model:
+        raise ValueError("--lora adapts a pretrained base: give --model BASE_DIR")
     from ..instruct import instruction_set, prepare_model, train_sft
     from ..instruct.tasks import read_conversations
     from ..instruct.train import load_base_model, save_chat_model
@@ -137,12 +144,23 @@ def sft_command(args, extra: list[str]) -> int:
     added = prepare_model(model, tokenizer)
     _say(f"sft: {len(conversations)} conversations from {source}; {added} chat tokens added, "
          f"vocab {tokenizer.vocab_size}, {model.num_params():,} parameters")  # fmt: skip
+    if args.lora:
+        from ..instruct.train import add_sft_lora
+
+        lora = add_sft_lora(model, tokenizer, args.lora)
+        _say(f"LoRA rank {args.lora}: {lora['trainable']:,} of {lora['total']:,} parameters "
+             f"train (attention adapters + {len(lora['rows'])} chat-token rows)")  # fmt: skip
     losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
                        args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
                        log_every=args.log_every, loss_per=args.loss_per)  # fmt: skip
     record = {"stage": "sft", "loss_per": args.loss_per, "source": source,
               "conversations": len(conversations), "base_model": args.model, "steps": args.steps, "batch_size": args.batch_size,
-              "lr": args.lr, "first_loss": losses[0], "last_loss": losses[-1]}  # fmt: skip
+              "lr": args.lr, "first_loss": losses[0], "last_loss": losses[-1],
+              "lora_rank": args.lora}  # fmt: skip
+    if args.lora:
+        from ..peft import merge_and_unload
+
+        merge_and_unload(model)  # saved merged: `chat` and `dpo` read it as any chat model
     save_chat_model(model, tokenizer, args.out, record)
     _say(f"saved the chat model to {args.out} (masked loss {losses[0]:.3f} -> {losses[-1]:.3f})")
     return 0

@@ -21,7 +21,14 @@ from __future__ import annotations
 
 import os
 
-from ..peft import BERT_ATTENTION, GPT_ATTENTION, apply_lora, load_adapter, merge_and_unload
+from ..peft import (
+    BERT_ATTENTION,
+    GPT_ATTENTION,
+    apply_lora,
+    load_adapter,
+    merge_and_unload,
+    set_labels,
+)
 from ..peft.model import ADAPTER_CONFIG, save_adapter
 from .data import LabelMap
 from .models import body_and_head, classifier_from_pretrained, load_tokenizer
@@ -51,6 +58,7 @@ def is_adapter_dir(directory: str) -> bool:
 
 def save_adapter_dir(out_dir: str, model, labels: LabelMap, base: str, **settings) -> None:
     """The adapter (no base weights) and ``labels.json`` with ``settings`` (max_length...)."""
+    set_labels(model, labels.names)  # the head's class names travel in adapter_config.json too
     save_adapter(model, out_dir, base_model_name_or_path=base)
     labels.save(out_dir, **settings)
 

@@ -7,6 +7,15 @@
 The batches are cut once (:func:`numtrans.instruct.sft.bucket_batches`) and visited in a
 shuffled order, reshuffled every pass. :func:`prepare_model` turns a base GPT into a chat
 model: it registers the chat markers in the tokenizer and grows the token embedding to match.
+
+:func:`add_sft_lora` is the parameter-efficient variant (``numtrans sft --lora R``): rank-R
+adapters on attention (``c_attn``, ``attn.c_proj``) and the chat markers' embedding rows
+trained in full, everything else frozen. The rows must train: a new marker's row is random and
+no low-rank update of the attention can make the model read or write it. They train as
+*rows* (``trainable_token_indices``, ``numtrans.peft.tokens``), not as the whole table
+(``modules_to_save``), because the table is V x C: for the small GPTs here it is most of the
+model, and training it would leave little to call parameter-efficient; 4 rows are 4 x C numbers.
+GPT's tied ``lm_head`` reads the same rows, so the model also learns to *emit* ``<|end|>``.
 """
 
 from __future__ import annotations
@@ -26,6 +35,25 @@ def prepare_model(model, tokenizer) -> int:
     if model.config.vocab_size != tokenizer.vocab_size:
         model.resize_token_embeddings(tokenizer.vocab_size)
     return added
+
+
+def add_sft_lora(model, tokenizer, r: int, alpha: float | None = None) -> dict:
+    """Rank-``r`` LoRA on attention plus trainable chat-token rows (see the module docstring);
+    ``alpha`` defaults to 2 r. Returns ``{"trainable": n, "total": N, "rows": [ids]}``."""
+    from ..peft import GPT_ATTENTION, apply_lora, trainable_parameters
+    from .template import CHAT_TOKENS
+
+    vocab = tokenizer.get_vocab()
+    rows = [int(vocab[t]) for t in CHAT_TOKENS if t in vocab]
+    if len(rows) != len(CHAT_TOKENS):
+        raise ValueError("add_sft_lora needs the chat tokens: call prepare_model first")
+    tokens = {"transformer.wte": rows}
+    if not model.config.tie_weights:  # an untied lm_head needs its own rows to emit them
+        tokens["lm_head"] = rows
+    apply_lora(model, r, 2 * r if alpha is None else alpha, GPT_ATTENTION,
+               trainable_token_indices=tokens)  # fmt: skip
+    trained, total = trainable_parameters(model)
+    return {"trainable": trained, "total": total, "rows": rows}
 
 
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,

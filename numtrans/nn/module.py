@@ -195,9 +195,11 @@ class Module:
         return self
 
     def to(self, dtype) -> Module:
-        """Cast floating parameters and buffers to ``dtype`` in place (e.g. ``np.float64``)."""
+        """Cast floating parameters and buffers to ``dtype`` in place (e.g. ``np.float64``),
+        and those a module keeps aside (``parameters_aside``: LoRA's inactive adapters)."""
         dtype = np.dtype(dtype)
-        for p in self.parameters():
+        aside = [p for m in self.modules() for p in m.parameters_aside()]
+        for p in {id(p): p for p in [*self.parameters(), *aside]}.values():
             p.data = p.data.astype(dtype)
             p.grad = None
         for m in self.modules():
@@ -205,6 +207,10 @@ class Module:
                 if b is not None and np.issubdtype(b.dtype, np.floating):
                     m._buffers[name] = b.astype(dtype)
         return self
+
+    def parameters_aside(self):
+        """Parameters held outside ``_parameters`` that ``to`` must cast too; none by default."""
+        return ()
 
     def double(self) -> Module:
         return self.to(np.float64)

@@ -1,11 +1,13 @@
 """Parameter-efficient fine-tuning: LoRA adapters (``lora.py``) and their use on models
 (``model.py``: apply, freeze, merge, save / load, several named adapters on one base), with
-whole modules trained and saved beside them, such as a classifier's new head (``saved.py``)."""
+whole modules trained and saved beside them, such as a classifier's new head (``saved.py``), and
+a few trainable rows of a frozen embedding, such as new chat tokens (``tokens.py``)."""
 
 from .lora import LoRALinear
 from .model import (
     BERT_ATTENTION,
     GPT_ATTENTION,
+    adapter_names,
     apply_lora,
     load_adapter,
     lora_layers,
@@ -18,11 +20,16 @@ from .model import (
     trainable_parameters,
     unmerge_adapter,
 )
+from .saved import adapter_labels, set_labels, task_head
+from .tokens import TrainableTokens
 
 __all__ = [
     "BERT_ATTENTION",
     "GPT_ATTENTION",
     "LoRALinear",
+    "TrainableTokens",
+    "adapter_labels",
+    "adapter_names",
     "apply_lora",
     "load_adapter",
     "lora_layers",
@@ -32,6 +39,8 @@ __all__ = [
     "read_adapter_config",
     "save_adapter",
     "set_adapter",
+    "set_labels",
+    "task_head",
     "trainable_parameters",
     "unmerge_adapter",
 ]

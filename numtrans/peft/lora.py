@@ -11,7 +11,9 @@ costs nothing extra; ``unmerge()`` subtracts it again.
 ``LoRALinear`` shares its base layer's ``weight`` and ``bias`` Parameters, so their names in
 ``state_dict()`` do not change (``...query.weight``); the adapter adds ``...query.lora_A`` and
 ``...query.lora_B``. Several named adapters may live on one layer; ``set_adapter(name)`` chooses
-the one that is registered (trained, saved, applied).
+the one that is registered (trained, saved, applied). An adapter that does not target this layer
+may still be made active: the layer then runs as its base alone (``peft`` skips such layers too).
+The inactive adapters are kept aside, and ``parameters_aside()`` hands them to ``Module.to``.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class LoRALinear(Module):
         super().__init__()
         check_rank(r, base.in_features, base.out_features)
         self.in_features, self.out_features = base.in_features, base.out_features
+        object.__setattr__(self, "base_layer", base)  # kept (unregistered) for to_linear
         self.weight = base.weight  # shared, so names and tied uses stay the same
         if base.bias is not None:
             self.bias = base.bias
@@ -56,8 +59,19 @@ class LoRALinear(Module):
         self.add_adapter(name, r, alpha)
 
     @property
+    def has_active(self) -> bool:
+        """Whether the active adapter targets this layer (if not, the layer is its base)."""
+        return self.active in self.adapters
+
+    @property
     def scaling(self) -> float:
         return self.adapters[self.active][3] / self.adapters[self.active][2]
+
+    def parameters_aside(self):
+        """Every adapter's ``A`` and ``B`` (the active pair included; casting twice is harmless)."""
+        for A, B, _, _ in self.adapters.values():
+            yield A
+            yield B
 
     def add_adapter(self, name: str, r: int, alpha: float) -> None:
         """A new (A random, B zero) adapter called ``name``, made active."""
@@ -70,19 +84,23 @@ class LoRALinear(Module):
         self.set_adapter(name)
 
     def set_adapter(self, name: str) -> None:
-        if name not in self.adapters:
-            raise ValueError(f"no adapter {name!r}; loaded: {sorted(self.adapters)}")
+        """Register adapter ``name``'s pair; a name this layer lacks leaves the base alone."""
         if self.merged:
             raise ValueError("unmerge() before switching adapters")
         self.active = name
-        self.lora_A, self.lora_B = self.adapters[name][0], self.adapters[name][1]
+        if name in self.adapters:
+            self.lora_A, self.lora_B = self.adapters[name][0], self.adapters[name][1]
+        else:
+            for key in ("lora_A", "lora_B"):
+                if key in self._parameters:
+                    delattr(self, key)
 
     def delta_weight(self) -> np.ndarray:
         """(alpha / r) B A: the (out, in) update the adapter stands for."""
         return self.scaling * (self.lora_B.data @ self.lora_A.data)
 
     def merge(self) -> None:
-        if not self.merged:
+        if not self.merged and self.has_active:
             self.weight.data += self.delta_weight().astype(self.weight.dtype)
             self.merged = True
 
@@ -93,16 +111,15 @@ class LoRALinear(Module):
 
     def forward(self, x):
         y = linear(x, self.weight, self.bias)
-        if self.merged:
+        if self.merged or not self.has_active:
             return y
         h = linear(self.lora_dropout(x), self.lora_A)  # (..., r)
         return y + linear(h, self.lora_B) * self.scaling
 
     def to_linear(self) -> Linear:
-        """A plain ``Linear`` holding the merged weight (for ``merge_and_unload``)."""
+        """The base ``Linear`` back, holding the merged weight (for ``merge_and_unload``)."""
         self.merge()
-        out = Linear(self.in_features, self.out_features, bias=self.bias is not None,
-                     dtype=self.weight.dtype)  # fmt: skip
+        out = self.base_layer
         out.weight, out.bias = self.weight, self.bias
         out.weight.requires_grad_(True)
         if out.bias is not None:
@@ -110,6 +127,9 @@ class LoRALinear(Module):
         return out
 
     def extra_repr(self) -> str:
+        if not self.has_active:
+            return f"in_features={self.in_features}, out_features={self.out_features}, " \
+                   f"adapter={self.active!r} (not on this layer)"  # fmt: skip
         A, _, r, alpha = self.adapters[self.active]
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, r={r}, "
