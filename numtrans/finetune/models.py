@@ -27,7 +27,7 @@ from ..models.bert_heads import BertForMaskedLM, BertForSequenceClassification
 from ..models.gpt import GPT
 from ..models.gpt_heads import GPTForSequenceClassification, last_token_index
 from ..tensor import Tensor
-from ..tokenizers import WordPieceTokenizer
+from ..tokenizers import ByteBPETokenizer, WordPieceTokenizer
 from ..tokenizers import load as load_numtrans_tokenizer
 
 FINETUNED = ("BertForSequenceClassification", "GPTForSequenceClassification")
@@ -48,13 +48,22 @@ def model_kind(directory: str) -> str:
 
 
 def load_tokenizer(directory: str):
-    """``vocab.txt`` (WordPiece, BERT) first, then a numtrans ``tokenizer.json``."""
+    """``vocab.txt`` (WordPiece, BERT) first; then, in a Hugging Face directory (its config.json
+    has ``model_type``), GPT-2's ``vocab.json`` + ``merges.txt``; then a numtrans ``tokenizer.json``
+    (a Hugging Face ``tokenizer.json`` is another format, so GPT-2's two files come first there)."""
     if os.path.isfile(os.path.join(directory, "vocab.txt")):
         return WordPieceTokenizer.from_pretrained(directory)
+    gpt2_files = all(
+        os.path.isfile(os.path.join(directory, f)) for f in ("vocab.json", "merges.txt")
+    )
+    if gpt2_files and model_kind(directory).startswith("hf-"):
+        return ByteBPETokenizer.from_pretrained(directory)
     path = os.path.join(directory, "tokenizer.json")
     if os.path.isfile(path):
         return load_numtrans_tokenizer(path)
-    raise FileNotFoundError(f"no vocab.txt or tokenizer.json in {directory!r}")
+    raise FileNotFoundError(
+        f"no vocab.txt, vocab.json + merges.txt or tokenizer.json in {directory!r}"
+    )
 
 
 def classifier_from_pretrained(
