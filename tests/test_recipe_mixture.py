@@ -116,5 +116,13 @@ def test_cli_compare_and_its_errors(tmp_path):
     raw_run = json.loads((tmp_path / "cmp" / "raw" / "mixture.json").read_text())
     assert clean_run["data"]["val"] == raw_run["data"]["val"]  # the same held-out set
     assert raw_run["data"]["train"] > clean_run["data"]["train"]
+    sft = subprocess.run([sys.executable, "-m", "numtrans.cli", "sft", "--model", "cmp/clean",
+                          "--out", "chat", "--max-per-task", "5", "--steps", "2", "--batch-size",
+                          "2", "--pack"], cwd=tmp_path, env=dict(os.environ),
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert sft.returncode == 0, sft.stderr  # the base is what `numtrans sft --model` starts from
+    assert (
+        json.loads((tmp_path / "chat" / "training.json").read_text())["base_model"] == "cmp/clean"
+    )
     bad = cli(["--compare", "--no-clean"], tmp_path)
     assert bad.returncode == 2 and "leave out --no-clean" in bad.stderr.strip().splitlines()[-1]
