@@ -99,6 +99,12 @@ def test_bad_settings():
         make_config("quick", {"n_layers": 2})
     with pytest.raises(ValueError, match="unknown preset"):
         make_config("huge")
+    with pytest.raises(ValueError, match="learning_rate='abc' is invalid"):
+        make_config("quick", {"learning_rate": "abc"})
+    with pytest.raises(ValueError, match="clean=1 is invalid"):
+        make_config("quick", {"clean": 1})
+    with pytest.raises(ValueError, match="out_dir"):
+        make_config("quick", {"out_dir": __file__ + "/sub"})  # under a file
 
 
 def cli(args, cwd):

@@ -30,6 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import validation as valid
+from ..validation import check_output_dir, check_settings
+
 EOT = "<|endoftext|>"
 SOURCES = ("tatoeba_en", "tatoeba_zh", "sentiment", "shakespeare", "sishu")
 
@@ -106,12 +109,25 @@ def make_config(preset: str = "quick", overrides: dict | None = None) -> Mixture
         raise ValueError(f"unknown source(s) {bad or '(none)'}; choose from {list(SOURCES)}")
     if not 0 < cfg.val_fraction < 0.5:
         raise ValueError(f"val_fraction must be in (0, 0.5), got {cfg.val_fraction}")
+    check_settings(cfg, _RULES)
     if cfg.n_embd % cfg.n_head:
         raise ValueError(f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head}")
-    for key in ("vocab_size", "n_layer", "block_size", "batch_size", "max_steps"):
-        if not isinstance(getattr(cfg, key), int) or getattr(cfg, key) < 1:
-            raise ValueError(f"{key} must be a positive integer, got {getattr(cfg, key)!r}")
+    check_output_dir(cfg.out_dir)  # before minutes of work, not after
     return cfg
+
+
+_RULES = {  # numtrans/validation.py's rules: a bad value is one line naming the field
+    **{k: valid.POSITIVE_INT for k in ("vocab_size", "n_layer", "n_head", "n_embd", "block_size",
+                                   "batch_size", "max_steps", "eval_interval", "eval_batches",
+                                   "log_interval", "min_chars", "max_chars")},
+    **{k: valid.POSITIVE_FLOAT for k in ("learning_rate",)},
+    **{k: valid.NONNEG_FLOAT for k in ("min_lr", "weight_decay", "grad_clip")},
+    **{k: valid.BOOL for k in ("clean", "document_mask", "progress")},
+    "min_alpha": ((int, float), lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    "jaccard": valid.FRACTION, "dropout": valid.PROBABILITY, "warmup_steps": valid.NONNEG_INT,
+    "seed": valid.ANY_INT, "pos": valid.one_of("learned", "rope"), "out_dir": valid.TEXT,
+    "max_docs_per_source": valid.optional(valid.POSITIVE_INT),
+}  # fmt: skip
 
 
 def source_documents(name: str) -> list[str]:
