@@ -18,6 +18,25 @@ directly; a separator counts as one byte. ``document_mask=True`` also keeps ever
 attention inside its own document (``GPT.forward(document_ids=)``), positions restarting there.
 The directory it writes (``config.json``, ``model.safetensors``, ``tokenizer.json``,
 ``mixture.json``) is what ``numtrans sft --model DIR`` starts from.
+
+Measured, ``numtrans pretrain-mixture --compare --seed=S`` (the ``quick`` preset: 4 layers x 128,
+RoPE, 4,096-token BPE, 200 steps x 16 x 128 tokens, about 0.4 epoch; 175-261 s of training a
+run on 2 Xeon cores (AVX-512) shared with other jobs, load 5-7). Cleaning the 62,415 training
+documents removes 4,292 exact and 4,345 near duplicates (Jaccard 0.8), 379 by length, 25 by
+character class, 0 by script (seed 0); decontamination then drops 339 (cleaned) or 1,888 (raw)
+training documents that near-duplicate one of the 1,231 validation documents:
+
+| seed | cleaned: bits/byte (nats/token) | raw: bits/byte (nats/token) |
+|---:|---:|---:|
+| 0 | 2.3844 (4.987) | 2.4064 (5.028) |
+| 1 | 2.3568 (4.990) | 2.3485 (4.966) |
+| 2 | 2.3995 (5.069) | 2.3789 (5.025) |
+| mean | 2.380 | 2.378 |
+
+At this budget cleaning makes no difference beyond the seed-to-seed spread (0.02): in less
+than one pass a duplicate is one more sample of the same text, not something memorised. What
+does matter is the decontamination, which both runs get: without it the raw run would train on
+1,888 copies of its own validation documents.
 """
 
 from __future__ import annotations
