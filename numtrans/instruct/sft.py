@@ -13,8 +13,11 @@ it, so no attention mask is needed, and sorting keeps the padding (wasted comput
 of up to ``block_size`` tokens, placed first-fit-decreasing (longest first, each into the first
 row with room), and a (B, T) ``document_ids`` array says which example each token belongs to.
 ``GPT.forward(x, y, document_ids=...)`` turns it into a block-diagonal causal mask and restarts
-the positions per example, so each example is computed exactly as if it were alone; short
-examples (a sentiment label) then stop wasting most of a padded row.
+the positions per example, so each example is computed exactly as if it were alone.
+On the bundled instruction set (1,000 per task, block 128) length bucketing already fills
+98.6% of its positions with real tokens (2,000 rows of about 36), packing 98.8% (571 rows of
+about 127): here packing buys steady tokens per step, not less padding, and its T x T masks
+cost more attention than short rows do.
 """
 
 from __future__ import annotations
