@@ -36,7 +36,7 @@ training documents that near-duplicate one of the 1,231 validation documents:
 At this budget cleaning makes no difference beyond the seed-to-seed spread (0.02): in less
 than one pass a duplicate is one more sample of the same text, not something memorised. What
 does matter is the decontamination, which both runs get: without it the raw run would train on
-1,888 near-duplicates (most of them exact copies) of its validation documents.
+1,888 near-duplicates of its validation documents.
 """
 
 from __future__ import annotations
