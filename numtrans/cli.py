@@ -101,6 +101,7 @@ _COMMAND_MODULES = (
     "summarize",
     "instruct",
     "compress",
+    "mixture",
 )
 
 

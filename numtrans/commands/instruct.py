@@ -1,7 +1,7 @@
 """``numtrans sft``, ``numtrans dpo`` and ``numtrans chat``: from a GPT to an assistant.
 
     numtrans sft --out DIR [--model BASE_DIR] [--data FILE.jsonl] [--max-per-task N] [--steps N]
-                 [--lora R]
+                 [--lora R] [--pack]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
                  [--lora R]
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
@@ -48,6 +48,8 @@ def register(subparsers) -> None:
                    help="train rank-R LoRA on attention + the chat-token rows; saved merged")  # fmt: skip
     s.add_argument("--loss-per", choices=("token", "example"), default="token",
                    help="average the loss over answer tokens, or per example first")  # fmt: skip
+    s.add_argument("--pack", action="store_true",
+                   help="pack several examples into each row, masked apart (block-diagonal)")  # fmt: skip
     new = s.add_argument_group("a new model (without --model)")
     new.add_argument("--vocab-size", type=int, default=1024)
     new.add_argument("--block-size", type=int, default=128)
@@ -152,8 +154,9 @@ def sft_command(args, extra: list[str]) -> int:
              f"train (attention adapters + {len(lora['rows'])} chat-token rows)")  # fmt: skip
     losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
                        args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
-                       log_every=args.log_every, loss_per=args.loss_per)  # fmt: skip
-    record = {"stage": "sft", "loss_per": args.loss_per, "source": source,
+                       log_every=args.log_every, loss_per=args.loss_per,
+                       pack=args.pack)  # fmt: skip
+    record = {"stage": "sft", "loss_per": args.loss_per, "pack": args.pack, "source": source,
               "conversations": len(conversations), "base_model": args.model, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "first_loss": losses[0], "last_loss": losses[-1],
               "lora_rank": args.lora}  # fmt: skip

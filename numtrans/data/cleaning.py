@@ -11,7 +11,10 @@
   entirely, probability 1 - (1 - J^r)^b, a step near J = (1/b)^(1/r); candidates are then kept
   apart or dropped by their estimated Jaccard against ``jaccard``;
 * length and character-class filters (too short/long; too few letters);
-* script-based language id: the share of Han characters among letters ("han" vs "latin").
+* script-based language id: the share of Han characters among letters ("han" vs "latin");
+  ``language`` may name one script or several (a bilingual corpus keeps both);
+* decontamination (:func:`near_duplicates_of`): the training documents that near-duplicate a
+  held-out one, so that a validation loss measures generalisation, not memory.
 """
 
 from __future__ import annotations
@@ -73,6 +76,31 @@ def near_duplicates(docs: list[str], threshold: float = 0.8, num_perm: int = 128
     return drop
 
 
+def near_duplicates_of(docs: list[str], reference: list[str], threshold: float = 0.8,
+                       num_perm: int = 128, bands: int = 32) -> set[int]:  # fmt: skip
+    """Indices of ``docs`` whose estimated Jaccard with some ``reference`` document is
+    >= ``threshold`` (exact copies included: their signatures agree everywhere)."""
+    if num_perm % bands:
+        raise ValueError(f"num_perm {num_perm} must be divisible by bands {bands}")
+    mh, rows = MinHasher(num_perm), num_perm // bands
+    refs = [mh.signature(shingles(d)) for d in reference]
+    tables: list[dict] = [{} for _ in range(bands)]
+    for j, s in enumerate(refs):
+        for b in range(bands):
+            tables[b].setdefault(s[b * rows : (b + 1) * rows].tobytes(), []).append(j)
+    drop = set()
+    for i, d in enumerate(docs):
+        s = mh.signature(shingles(d))
+        cands = {
+            j
+            for b in range(bands)
+            for j in tables[b].get(s[b * rows : (b + 1) * rows].tobytes(), ())
+        }
+        if any(float((refs[j] == s).mean()) >= threshold for j in cands):
+            drop.add(i)
+    return drop
+
+
 def script(text: str) -> str:
     """'han' if most letters are CJK ideographs, 'latin' if most are Latin, else 'other'."""
     han = len(re.findall(r"[\u4e00-\u9fff\u3400-\u4dbf]", text))
@@ -101,7 +129,8 @@ def clean(docs, min_chars=1, max_chars=None, min_alpha=0.5, language=None, jacca
     out = [d for d in out if d and sum(c.isalpha() for c in d) / len(d) >= min_alpha]
     report["char_class"], n = n - len(out), len(out)
     if language is not None:
-        out = [d for d in out if script(d) == language]
+        allowed = {language} if isinstance(language, str) else set(language)
+        out = [d for d in out if script(d) in allowed]
     report["language"] = n - len(out)
     report["kept"] = len(out)
     return out, report

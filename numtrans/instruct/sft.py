@@ -8,6 +8,16 @@ trained to predict the user's words or the role markers it is given.
 :func:`bucket_batches` groups examples of similar length (sorted by length, then cut into
 batches) and right-pads them: with a causal mask a real token never sees the padding that follows
 it, so no attention mask is needed, and sorting keeps the padding (wasted compute) small.
+
+:func:`pack_batches` is the other way (``numtrans sft --pack``): several examples share one row
+of up to ``block_size`` tokens, placed first-fit-decreasing (longest first, each into the first
+row with room), and a (B, T) ``document_ids`` array says which example each token belongs to.
+``GPT.forward(x, y, document_ids=...)`` turns it into a block-diagonal causal mask and restarts
+the positions per example, so each example is computed exactly as if it were alone.
+On the bundled instruction set (1,000 per task, block 128) length bucketing already fills
+98.6% of its positions with real tokens (2,000 rows of about 36), packing 98.8% (571 rows of
+about 127): here packing buys steady tokens per step, not less padding, and its T x T masks
+cost more attention than short rows do.
 """
 
 from __future__ import annotations
@@ -55,4 +65,42 @@ def bucket_batches(examples, batch_size: int, pad_id: int, shuffle_seed: int | N
         batches.append((x, y))
     if shuffle_seed is not None:  # shuffle the batch order, not their contents
         np.random.default_rng(shuffle_seed).shuffle(batches)
+    return batches
+
+
+def pack_batches(examples, batch_size: int, block_size: int, pad_id: int):
+    """Packed batches: list of (input_ids, labels, document_ids), each (B, T) int64, T <= block.
+
+    Rows are filled first-fit-decreasing; a row's padding is one more document (its own id,
+    label ``IGNORE_INDEX``), which keeps ``document_ids`` non-decreasing along the row.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rows: list[list[int]] = []  # example indices per row
+    room: list[int] = []  # free positions per row
+    for i in sorted(range(len(examples)), key=lambda i: -len(examples[i][0])):
+        n = len(examples[i][0])
+        if n > block_size:
+            raise ValueError(f"example {i} has {n} tokens, more than block_size {block_size}")
+        r = next((r for r, free in enumerate(room) if free >= n), None)
+        if r is None:
+            rows.append([]), room.append(block_size)
+            r = len(rows) - 1
+        rows[r].append(i)
+        room[r] -= n
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        group = rows[start : start + batch_size]
+        width = max(sum(len(examples[i][0]) for i in row) for row in group)
+        x = np.full((len(group), width), pad_id, np.int64)
+        y = np.full((len(group), width), IGNORE_INDEX, np.int64)
+        doc = np.empty((len(group), width), np.int64)
+        for b, row in enumerate(group):
+            t = 0
+            for d, i in enumerate(row):
+                xi, yi = examples[i]
+                x[b, t : t + len(xi)], y[b, t : t + len(yi)], doc[b, t : t + len(xi)] = xi, yi, d
+                t += len(xi)
+            doc[b, t:] = len(row)  # the padding: a document of its own
+        batches.append((x, y, doc))
     return batches

@@ -4,8 +4,9 @@
                     loss = mean over labels != IGNORE_INDEX of -log p(label | tokens before it)
                     AdamW step, gradient norm clipped to 1.0
 
-The batches are cut once (:func:`numtrans.instruct.sft.bucket_batches`) and visited in a
-shuffled order, reshuffled every pass. :func:`prepare_model` turns a base GPT into a chat
+The batches are cut once (:func:`numtrans.instruct.sft.bucket_batches`, or with ``pack=True``
+:func:`numtrans.instruct.sft.pack_batches`: several examples a row, masked apart) and visited in
+a shuffled order, reshuffled every pass. :func:`prepare_model` turns a base GPT into a chat
 model: it registers the chat markers in the tokenizer and grows the token embedding to match.
 
 :func:`add_sft_lora` is the parameter-efficient variant (``numtrans sft --lora R``): rank-R
@@ -23,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..finetune.dpo import sequence_logprobs
+from ..functional.losses import cross_entropy
 from ..optim import AdamW, clip_grad_norm_
-from .sft import IGNORE_INDEX, bucket_batches, sft_example
+from .sft import IGNORE_INDEX, bucket_batches, pack_batches, sft_example
 from .template import add_chat_tokens
 
 
@@ -58,7 +60,7 @@ def add_sft_lora(model, tokenizer, r: int, alpha: float | None = None) -> dict:
 
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
               log=None, log_every=10, weight_decay=0.0, max_seconds=None,
-              loss_per="token"):  # fmt: skip
+              loss_per="token", pack=False):  # fmt: skip
     """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
 
     Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
@@ -66,6 +68,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     ``loss_per="example"`` averages each example's token losses first, then the examples, so a
     two-token label weighs as much as a twenty-token translation (with ``"token"``, the
     default and GPT's own loss, every answer token weighs the same).
+    ``pack=True`` packs several examples into each row of ``block_size`` tokens (``batch_size``
+    rows a step), each attending only to itself; the losses are the same averages.
     """
     if loss_per not in ("token", "example"):
         raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
@@ -76,7 +80,10 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         raise ValueError("train_sft needs at least one conversation")
     block = model.config.block_size
     examples = [sft_example(c, tokenizer, block) for c in conversations]
-    batches = bucket_batches(examples, batch_size, pad_id=0)
+    if pack:
+        batches = pack_batches(examples, batch_size, block, pad_id=0)
+    else:  # (x, y, None): no document ids, one example a row
+        batches = [(x, y, None) for x, y in bucket_batches(examples, batch_size, pad_id=0)]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
     rng = np.random.default_rng(seed)
@@ -85,10 +92,13 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     for step in range(1, steps + 1):
         if pos == len(order):
             order, pos = rng.permutation(len(batches)), 0
-        x, y = batches[order[pos]]
+        x, y, doc = batches[order[pos]]
         pos += 1
         optimizer.zero_grad()
-        loss = model(x, y)[1] if loss_per == "token" else _example_mean_loss(model, x, y)
+        if loss_per == "token":
+            loss = model(x, y, document_ids=doc)[1]
+        else:
+            loss = _example_mean_loss(model, x, y, doc)
         value = loss.item()
         if not np.isfinite(value):
             raise FloatingPointError(f"SFT step {step}: the loss is {value}")
@@ -105,10 +115,22 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     return losses
 
 
-def _example_mean_loss(model, x, y):
-    """mean over b of ( -sum_t log p(y[b, t]) / n_b ), n_b = example b's answer tokens."""
-    counts = np.maximum((y != IGNORE_INDEX).sum(axis=1), 1)  # (B,)
-    return -(sequence_logprobs(model, x, y) / counts.astype(np.float32)).mean()
+def _example_mean_loss(model, x, y, document_ids=None):
+    """mean over examples e of ( -sum_{t in e} log p(y_t) / n_e ), n_e = e's answer tokens.
+
+    Unpacked, example e is row b. Packed, it is a (row, document) pair: each answer token gets
+    the weight 1 / (n_e * number of examples with an answer) in a weighted token sum."""
+    if document_ids is None:
+        counts = np.maximum((y != IGNORE_INDEX).sum(axis=1), 1)  # (B,)
+        return -(sequence_logprobs(model, x, y) / counts.astype(np.float32)).mean()
+    logits, _ = model(x, document_ids=document_ids)
+    valid = (y != IGNORE_INDEX).reshape(-1)
+    key = (np.arange(len(y))[:, None] * (document_ids.max() + 1) + document_ids).reshape(-1)
+    _, example, n = np.unique(key[valid], return_inverse=True, return_counts=True)
+    weight = np.zeros(valid.shape, logits.dtype)
+    weight[valid] = 1.0 / (n[example] * len(n))
+    token_nll = cross_entropy(logits.reshape(valid.size, -1), y.reshape(-1), reduction="none")
+    return (token_nll * weight).sum()
 
 
 def save_chat_model(model, tokenizer, directory: str, record: dict | None = None) -> None:

@@ -28,6 +28,15 @@ transpose them when converting.) Parameter names follow nanoGPT (``transformer.h
 ``forward(idx, targets)`` returns (logits, loss); ``targets[b, t]`` is the token that follows
 ``idx[b, t]`` (-100 = ignore). With a ``KVCache`` (``model.make_kv_cache()``), ``forward`` takes only
 the new tokens and returns their logits: incremental decoding for ``generate``.
+
+Packed sequences: ``forward(idx, targets, document_ids=doc)`` with ``doc`` (B, T) ints,
+non-decreasing along each row, puts several examples in one row. Token t then attends to key s
+only when s <= t and doc[s] == doc[t] (a block-diagonal causal mask, :func:`document_mask`), and
+its position restarts at 0 where its document starts (:func:`document_positions`), for learned
+positions (``wpe`` is looked up per token) and rotary ones alike (cos/sin gathered per token;
+RoPE scores depend only on s - t, so the restart changes nothing in exact arithmetic, but it keeps
+every example inside the table and the float results equal to running it alone). Each example's
+logits are then those it gets on its own: nothing leaks across the boundary.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu
 from ..functional.attention import causal_mask, scaled_dot_product_attention
 from ..functional.losses import cross_entropy
+from ..nn.positional import apply_rotary
 from .counting import gpt_flops_per_token
 from .pretrained import PretrainedMixin
 
@@ -68,6 +78,38 @@ class GPTConfig:
             raise ValueError(f"pos must be 'learned' or 'rope', got {self.pos!r}")
 
 
+def document_positions(document_ids, shape: tuple) -> np.ndarray:
+    """(B, T) position of each token inside its own document: t - (first t of its document).
+
+    ``document_ids`` (B, T) integers, non-decreasing along each row (each example one run).
+    """
+    doc = np.asarray(getattr(document_ids, "data", document_ids))
+    if doc.shape != tuple(shape):
+        raise ValueError(f"document_ids {doc.shape} must have the shape of idx {tuple(shape)}")
+    if not np.issubdtype(doc.dtype, np.integer):
+        raise ValueError(f"document_ids must be integers, got dtype {doc.dtype}")
+    if (np.diff(doc, axis=1) < 0).any():
+        raise ValueError("document_ids must be non-decreasing along each row (one run per example)")
+    T = doc.shape[1]
+    t = np.broadcast_to(np.arange(T), doc.shape)
+    starts = np.ones(doc.shape, bool)
+    starts[:, 1:] = doc[:, 1:] != doc[:, :-1]  # True where a new document begins
+    first = np.maximum.accumulate(np.where(starts, t, 0), axis=1)  # its start, carried right
+    return t - first
+
+
+def document_mask(document_ids) -> np.ndarray:
+    """Boolean (B, 1, T, T): query t may see key s iff s <= t and doc[s] == doc[t].
+
+    Block-diagonal causal; the 1 broadcasts over heads. True = may attend (PyTorch's SDPA).
+    Every query sees at least itself, so no softmax row is empty.
+    """
+    doc = np.asarray(getattr(document_ids, "data", document_ids))
+    T = doc.shape[1]
+    same = doc[:, :, None] == doc[:, None, :]  # (B, T, T)
+    return (same & causal_mask(T))[:, None]
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position t attends to positions <= t."""
 
@@ -79,14 +121,20 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(C, C, bias=config.bias)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rotary=None, kv_cache=None):
+    def forward(self, x, rotary=None, kv_cache=None, packing=None):
+        """x (B, T, C) -> (B, T, C). ``packing``: (mask (B, 1, T, T) bool, positions (B, T))
+        for packed rows (see the module docstring), else None."""
         B, T, C = x.shape
         hs = C // self.n_head
         q, k, v = self.c_attn(x).split(C, dim=-1)  # 3 x (B, T, C)
         # (B, T, C) -> (B, H, T, hs): each head attends separately, batched over B and H.
         q, k, v = (t.reshape(B, T, self.n_head, hs).transpose(1, 2) for t in (q, k, v))
         past = 0 if kv_cache is None else kv_cache.length  # positions already cached
-        if rotary is not None:
+        if rotary is not None and packing is not None:
+            # each token's own angle: (B, T, hs) tables -> (B, 1, T, hs), broadcast over heads
+            cos, sin = (t[packing[1]][:, None].astype(q.dtype) for t in (rotary.cos, rotary.sin))
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        elif rotary is not None:
             q, k = rotary(q, k, offset=past)
         if kv_cache is not None:
             k, v = kv_cache.update(k, v)  # all keys so far: (B, H, past + T, hs)
@@ -94,8 +142,10 @@ class CausalSelfAttention(nn.Module):
         # positions the new queries sit at past..past+T-1 and see every cached key (a single
         # new token, the usual decoding step, sees all of them: no mask at all).
         mask = None if past == 0 or T == 1 else causal_mask(T, past + T, offset=past)
+        if packing is not None:
+            mask = packing[0]  # causal within each document, nothing across documents
         y = scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=past == 0 and T > 1,
+            q, k, v, attn_mask=mask, is_causal=mask is None and past == 0 and T > 1,
             dropout_p=self.dropout if self.training else 0.0,
         )  # fmt: skip
         y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
@@ -126,8 +176,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, **kw)
         self.mlp = MLP(config)
 
-    def forward(self, x, rotary=None, kv_cache=None):
-        x = x + self.attn(self.ln_1(x), rotary, kv_cache)
+    def forward(self, x, rotary=None, kv_cache=None, packing=None):
+        x = x + self.attn(self.ln_1(x), rotary, kv_cache, packing)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -201,8 +251,11 @@ class GPT(PretrainedMixin, nn.Module):
     def make_kv_cache(self) -> nn.KVCache:
         return nn.KVCache(self.config.n_layer)
 
-    def forward(self, idx, targets=None, kv_cache=None):
-        """idx (B, T) ints -> (logits (B, T, vocab), loss or None)."""
+    def forward(self, idx, targets=None, kv_cache=None, document_ids=None):
+        """idx (B, T) ints -> (logits (B, T, vocab), loss or None).
+
+        ``document_ids`` (B, T) ints, non-decreasing per row: packed examples (module docstring).
+        """
         idx = np.asarray(getattr(idx, "data", idx))
         if idx.ndim != 2:
             raise ValueError(f"idx must be (B, T) token ids, got shape {idx.shape}")
@@ -212,16 +265,24 @@ class GPT(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"sequence of {past + T} positions is longer than block_size {self.config.block_size}"
             )
+        packing = None
+        if document_ids is not None:
+            if kv_cache is not None:
+                raise ValueError("document_ids (packed rows) cannot be combined with a kv_cache")
+            positions = document_positions(document_ids, idx.shape)
+            packing = (document_mask(document_ids), positions)
         x = self.transformer["wte"](idx)  # (B, T, C)
         if self.config.pos == "learned":
-            x = x + self.transformer["wpe"](np.arange(past, past + T))  # (T, C) broadcasts
+            where = np.arange(past, past + T) if packing is None else packing[1]
+            x = x + self.transformer["wpe"](where)  # (T, C) broadcasts; (B, T, C) when packed
         x = self.transformer["drop"](x)
         recompute = self.gradient_checkpointing and kv_cache is None and is_grad_enabled()
         for i, block in enumerate(self.transformer["h"]):
             if recompute:  # keep only each block's input; rerun the block in the backward
-                x = checkpoint(lambda t, block=block: block(t, self.rotary, None), x)
+                x = checkpoint(lambda t, block=block: block(t, self.rotary, None, packing), x)
             else:
-                x = block(x, self.rotary, None if kv_cache is None else kv_cache[i].self_attn)
+                cache = None if kv_cache is None else kv_cache[i].self_attn
+                x = block(x, self.rotary, cache, packing)
         logits = self.lm_head(self.transformer["ln_f"](x))  # (B, T, vocab)
         loss = None
         if targets is not None:

@@ -13,5 +13,7 @@ in CI); the command line (``numtrans.cli`` and ``numtrans.commands``) sits above
   (``numtrans finetune`` / ``numtrans evaluate``);
 * ``translation.py``: the English -> Chinese encoder-decoder (``numtrans train-translation``);
 * ``qa.py``: a SQuAD reader (``numtrans train-qa``);
-* ``distill.py``: a smaller student from a fine-tuned teacher's soft targets (``numtrans distill``).
+* ``distill.py``: a smaller student from a fine-tuned teacher's soft targets (``numtrans distill``);
+* ``mixture.py``: a byte-level BPE GPT on the cleaned English + Chinese mixture
+  (``numtrans pretrain-mixture``), the base ``numtrans sft --model`` tunes.
 """
