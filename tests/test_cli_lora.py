@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -47,8 +48,11 @@ def make_base(path, hidden: int, data: LabeledData) -> str:
 
 
 def cli(*argv):
+    # cwd outside the checkout: `-m` puts cwd first on sys.path, and the source tree (no compiled
+    # modules) would shadow the installed package and warn on stderr
     result = subprocess.run([sys.executable, "-m", "numtrans.cli", *map(str, argv)],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+                            capture_output=True, text=True, timeout=120,
+                            cwd=tempfile.gettempdir())  # fmt: skip
     return result.returncode, result.stdout, result.stderr
 
 

@@ -179,7 +179,8 @@ def test_pretrain_ddp_refuses_uneven_shards_in_one_line(tmp_path, corpus, ranks,
 
 def test_pretrain_ddp_outside_mpirun_is_one_line(tmp_path, corpus):
     result = subprocess.run([sys.executable, *_pretrain_args(corpus, tmp_path / "x", 3), "--ddp"],
-                            capture_output=True, text=True, timeout=TIMEOUT, env=_env())  # fmt: skip
+                            capture_output=True, text=True, timeout=TIMEOUT, env=_env(),
+                            cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "start it with mpirun" in result.stderr
 

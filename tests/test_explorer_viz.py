@@ -177,8 +177,12 @@ def test_views_show_inline_in_a_jupyter_kernel(tmp_path):
             f"next_token_view(probe.model, probe.tokenizer, {TEXT!r}, k=3)"
         )
     ]
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
-    (output,) = nb.cells[0].outputs
+    # run outside the checkout (the kernel's cwd), and read the HTML output among any others (a
+    # warning on stderr, say)
+    nbclient.NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    (output,) = [o for o in nb.cells[0].outputs if "text/html" in o.get("data", {})]
     html = output["data"]["text/html"]
     assert "window.numtransExplorer.nextPanel(root, data)" in html
 
@@ -207,7 +211,7 @@ def test_views_switch_dropout_off_and_restore_the_mode():
     np.testing.assert_allclose(views[1].data["logits"], probe.next_logits(ids), atol=1e-6)
 
 
-def test_notebook_views_need_no_web_stack():
+def test_notebook_views_need_no_web_stack(tmp_path):
     """The views inline the page's script and style: a notebook with ``numtrans[plot]`` only (no
     Starlette) renders them (tutorials 06/08/09 use them)."""
     import subprocess
@@ -223,5 +227,7 @@ def test_notebook_views_need_no_web_stack():
         "assert 'nt-explorer' in html and 'starlette' not in sys.modules or sys.modules['starlette'] is None\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
