@@ -89,27 +89,58 @@ def overlap_sentence(test) -> list[str]:
     return out
 
 
+def evaluate(reader, examples, args) -> dict:
+    """EM / F1 of ``reader`` on ``examples`` (its answers from every window)."""
+    features = prepare_features(examples, reader.tokenizer, args.max_length, args.stride, False)
+    start, end = predict_logits(reader.model, features, batch_size=32)
+    preds = postprocess_predictions(examples, features, start, end)
+    answers = [preds[ex.id]["answer"] for ex in examples]
+    return squad_scores(answers, [[a["text"] for a in ex.answers] for ex in examples]), answers
+
+
 def fit_and_predict(name, reader, train, test, minutes: float, lr: float, args) -> list[str]:
-    """Fine-tune ``reader`` on ``train`` for at most ``minutes``; its answers to ``test``."""
+    """Fine-tune ``reader`` on ``train`` within the budgets; its answers to ``test``.
+
+    With ``--curve-every N`` the F1 on a fixed seeded subset of ``--curve-questions`` held-out
+    questions is measured every N steps (its CPU time is not charged to the budget)."""
     t0 = time.perf_counter()
     features = prepare_features(train, reader.tokenizer, args.max_length, args.stride)
     print(f"{name}: {len(features['input_ids'])} training windows of {args.max_length} tokens")
-    curve = []
+    probe = random.Random(SEED + 1).sample(test, min(args.curve_questions, len(test)))
+    curve, f1_curve = [], []
+
+    def callback(step, loss):
+        curve.append(loss)
+        if args.curve_every and (step + 1) % args.curve_every == 0:
+            s, _ = evaluate(reader, probe, args)
+            reader.model.train()
+            f1_curve.append((step + 1, s["exact_match"], s["f1"]))
+            print(f"{name} step {step + 1}: loss {np.mean(curve[-args.curve_every :]):.3f}, "
+                  f"probe EM {s['exact_match']:.1f} F1 {s['f1']:.1f}", flush=True)  # fmt: skip
+
+    cpu0 = time.process_time()
     losses = train_qa(
         reader.model, features, args.epochs, lr, args.batch_size, seed=SEED,
         max_seconds=60 * minutes, max_steps=args.max_steps,
-        callback=lambda step, loss: curve.append(loss),
+        max_cpu_seconds=None if args.max_cpu_minutes is None else 60 * args.max_cpu_minutes,
+        callback=callback,
     )  # fmt: skip
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     print(f"{name} learning curve (mean training loss per 50 steps):")
     for i in range(0, len(curve), 50):
         print(f"  steps {i + 1:5d}-{min(i + 50, len(curve)):5d}: {np.mean(curve[i : i + 50]):.3f}")
-    test_features = prepare_features(test, reader.tokenizer, args.max_length, args.stride, False)
-    start, end = predict_logits(reader.model, test_features, batch_size=32)
-    preds = postprocess_predictions(test, test_features, start, end)
-    print(f"{name}: {len(losses)} steps, {train_s:.0f} s training, "
-          f"{time.perf_counter() - t0 - train_s:.0f} s evaluation")  # fmt: skip
-    return [preds[ex.id]["answer"] for ex in test]
+    if f1_curve:
+        print(f"{name} probe curve ({len(probe)} held-out questions):\n| step | EM | F1 |")
+        for step, em, f1 in f1_curve:
+            print(f"| {step} | {em:.1f} | {f1:.1f} |")
+    if args.save:
+        reader.save_pretrained(args.save)
+        print(f"{name}: reader saved to {args.save}")
+    t1 = time.perf_counter()
+    _, answers = evaluate(reader, test, args)
+    print(f"{name}: {len(losses)} steps, {train_s:.0f} s wall / {train_cpu:.0f} s CPU training "
+          f"(probes included), {time.perf_counter() - t1:.0f} s evaluation", flush=True)  # fmt: skip
+    return answers
 
 
 def minilm_row(train, test, args):
@@ -147,6 +178,11 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=45.0, help="MiniLM training time limit")
     p.add_argument("--epochs", type=float, default=2.0)
     p.add_argument("--max-steps", type=int, default=None, help="fit the schedule to a budget")
+    p.add_argument("--max-cpu-minutes", type=float, default=None,
+                   help="stop after this much process CPU time in training steps")  # fmt: skip
+    p.add_argument("--curve-every", type=int, default=0, help="probe F1 every N steps")
+    p.add_argument("--curve-questions", type=int, default=200, help="held-out probe size")
+    p.add_argument("--save", default=None, help="write the last trained reader here")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=256)
