@@ -14,6 +14,27 @@ scores CSL), in percent:
 
 Both decode with beam search (4 beams, length penalty 1.0, no repeated 3-gram). Each training
 run stops at ``--minutes`` of wall clock if its steps are not done by then.
+
+Measured (Intel Xeon, AVX-512, 2 cores shared with other jobs: load average 6-8 throughout;
+``OMP_NUM_THREADS=1 python benchmarks/summarization.py --tasks csl --steps 300
+--pretrain-steps 300 --minutes 8``; 13.5 min in all; 1,500 / 100 / 400 pairs, 4,156 characters,
+1.46 M parameters)::
+
+    | title                                   | ROUGE-1 | ROUGE-2 | ROUGE-L | chars | train (s) |
+    | lead (first sentence)                   |   33.94 |   24.95 |   30.09 |  69.5 |         0 |
+    | no pretraining (300 steps)              |    8.36 |    2.36 |    7.70 |  21.8 |       363 |
+    | denoising pretraining (300 + 300 steps) |   12.92 |    3.55 |   11.44 |  14.3 |       374 |
+    | (reference titles)                      |         |         |         |  19.2 |           |
+
+Denoising pretraining (2,936 documents, 357k characters; its reconstruction loss fell to 3.99
+nats/character in 300 steps) raises ROUGE-L by 3.7 points and lowers the fine-tuning validation
+loss from 5.43 to 5.18 nats/character, at the same 300 fine-tuning steps: the seed's "pretrain,
+then fine-tune" on a second task. Both models are far from converged (300 steps of about 13
+abstracts, under 3 epochs): they write title-shaped strings ("...的影响", "...的理论探讨") with
+stuttered characters (江江江菌菌菌); lead, which copies the abstract's opening words, is far
+ahead. Decoding the same models on the first 200 test pairs: a repetition penalty of 1.3 lifts
+ROUGE-L from 7.2 to 9.3 (no pretraining) and 11.3 to 12.3 (pretrained); blocking repeated
+2-grams from 7.2 to 7.6 and 11.3 to 12.4; the gap from pretraining stays.
 """
 
 from __future__ import annotations
