@@ -41,14 +41,15 @@ step) and 19 min of wall clock at nice 19; evaluating the 2,261 questions 212 s.
 
 The longer run (``--max-steps 750 --max-cpu-minutes 30 --minutes 48 --curve-every 150``, the
 same split and settings, load 1-8, saved to /tmp/qa_reader): the 48-minute wall limit stopped
-it at step 604 of the 750 its cosine schedule was fitted to, after 21.6 min of process CPU::
+it at step 604 of the 750 its cosine schedule was fitted to, after 1,232 s of CPU (probes
+included; 2,907 s wall), then 273 s of evaluation::
 
     | MiniLM reader, 604 steps   | 43.7 | 56.6 |     3183 |
 
     probe (150 held-out questions):  step  150    300    450    600
                                      F1   28.9   42.9   49.2   58.3
 
-F1 56.6 on the 2,261 held-out questions: above the issue's target of 50, within 22 CPU
+F1 56.6 on the 2,261 held-out questions: above the issue's target of 50, within 21 CPU
 minutes (4,832 windows, 27% of one epoch; the curve was still rising).
 
 End to end with that reader (``--rows ask --reader DIR --ask-questions 300 --ask-k 5``; the
