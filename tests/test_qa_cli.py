@@ -54,6 +54,17 @@ def test_train_qa_then_answer(encoder_dir, tmp_path, capsys):
         assert context[start:end] == answer and float(score) == float(score)
 
 
+def test_train_qa_step_and_cpu_limits(encoder_dir, tmp_path, capsys):
+    base = ["train-qa", "--model", str(encoder_dir), "--train", FIXTURE, "--out",
+            str(tmp_path / "r"), "--max-length", "64", "--stride", "16", "--batch-size", "8"]  # fmt: skip
+    assert run(base + ["--max-steps", "3", "--max-cpu-minutes", "10"]) == 0
+    assert "3 steps, final loss" in capsys.readouterr().out
+    assert run(base + ["--max-cpu-minutes", "0.00001"]) == 0  # stops after the first step
+    assert "1 steps, final loss" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--max-cpu-minutes must be > 0"):
+        run(base + ["--max-cpu-minutes", "0"])
+
+
 def test_answer_errors(encoder_dir):
     with pytest.raises(ValueError, match="holds no QA reader"):
         run(["answer", "--model", str(encoder_dir), "--context", "Denver won.", "who won?"])

@@ -239,6 +239,25 @@ def test_train_qa_max_steps_and_bad_features(examples, tok):
         train_qa(model, g)
 
 
+def test_train_qa_cpu_budget_excludes_the_callback(examples, tok):
+    """``max_cpu_seconds`` counts the training steps' process CPU time only: a callback that
+    burns CPU (an evaluation, say) does not end the run, the steps themselves do."""
+    import time
+
+    f = prepare_features(examples[:6], tok, max_length=64, stride=16)
+
+    def burn(step, loss):  # 0.2 s of CPU per step: 1.2 s in all, over the budget below
+        t = time.process_time()
+        while time.process_time() - t < 0.2:
+            pass
+
+    losses = train_qa(tiny_model(tok), f, epochs=50, batch_size=4, max_steps=6,
+                      max_cpu_seconds=0.5, callback=burn)  # fmt: skip
+    assert len(losses) == 6  # counted, the callbacks would stop it after 3 steps
+    assert len(train_qa(tiny_model(tok), f, epochs=50, batch_size=4, max_steps=6,
+                        max_cpu_seconds=0.0)) == 1  # fmt: skip
+
+
 def test_from_encoder_takes_an_mlm_pretrained_body(tok, tmp_path):
     from numtrans.models import BertForMaskedLM
 

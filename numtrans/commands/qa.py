@@ -2,7 +2,7 @@
 
     numtrans train-qa --model ENCODER_DIR --train squad.json [--train more.json] --out DIR
                       [--epochs 2] [--lr 5e-5] [--batch-size 16] [--max-length 384] [--stride 128]
-                      [--minutes M]
+                      [--minutes M] [--max-cpu-minutes M] [--max-steps N]
     numtrans answer --model DIR --context FILE_OR_TEXT "question" [--allow-no-answer]
                     [--threshold T]
 
@@ -33,6 +33,9 @@ def register(subparsers) -> None:
     t.add_argument("--max-length", type=int, default=384)
     t.add_argument("--stride", type=int, default=128, help="tokens shared by adjacent windows")
     t.add_argument("--minutes", type=float, default=None, help="training time limit")
+    t.add_argument("--max-cpu-minutes", type=float, default=None,
+                   help="limit on this process's CPU time in training steps")  # fmt: skip
+    t.add_argument("--max-steps", type=int, default=None, help="the schedule is fitted to it")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=train_qa_command)
 
@@ -80,10 +83,14 @@ def train_qa_command(args, extra: list[str]) -> int:
         f"{len(examples)} questions ({answerable} answerable), "
         f"{len(features['input_ids'])} windows of {args.max_length} tokens"
     )
+    for name in ("minutes", "max_cpu_minutes", "max_steps"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be > 0")
     seconds = None if args.minutes is None else 60 * args.minutes
+    cpu = None if args.max_cpu_minutes is None else 60 * args.max_cpu_minutes
     losses = train_qa(
         reader.model, features, args.epochs, args.lr, args.batch_size, seed=args.seed,
-        max_seconds=seconds, log_every=50,
+        max_seconds=seconds, max_cpu_seconds=cpu, max_steps=args.max_steps, log_every=50,
     )  # fmt: skip
     reader.save_pretrained(args.out)
     print(f"{len(losses)} steps, final loss {losses[-1]:.4f}; reader saved to {args.out}")

@@ -29,15 +29,18 @@ def train_qa(
     max_grad_norm: float = 1.0,
     seed: int = 0,
     max_seconds: float | None = None,
+    max_cpu_seconds: float | None = None,
     max_steps: int | None = None,
     log_every: int = 0,
     callback=None,
 ) -> list[float]:
     """Train in place; the training loss of every step. ``epochs`` may be fractional.
 
-    ``max_steps`` caps the run (the schedule is fitted to it); ``max_seconds`` stops early (the
-    schedule still assumes the full run); ``callback(step,
-    loss)`` is called after every step (for a learning curve); ``log_every`` prints."""
+    ``max_steps`` caps the run (the schedule is fitted to it); ``max_seconds`` (wall clock) and
+    ``max_cpu_seconds`` (this process's CPU time spent in the training steps, the callback's
+    excluded, so a shared machine's load does not shorten the run) stop early: the schedule
+    still assumes the full run. ``callback(step, loss)`` is called after every step (for a
+    learning curve, e.g. an evaluation every N steps); ``log_every`` prints."""
     missing = [k for k in FEATURE_KEYS if k not in features]
     if missing:
         raise ValueError(f"training features lack {missing}; use prepare_features(training=True)")
@@ -55,7 +58,9 @@ def train_qa(
     rng = np.random.default_rng(seed)
     model.train()
     losses, order, t0 = [], np.empty(0, dtype=np.int64), time.perf_counter()
+    cpu_used = 0.0
     for step in range(total):
+        c0 = time.process_time()
         if len(order) < batch_size:  # a fresh permutation each epoch
             order = np.concatenate([order, rng.permutation(n)])
         idx, order = order[:batch_size], order[batch_size:]
@@ -68,11 +73,14 @@ def train_qa(
         scheduler.step()
         loss = float(out.loss.numpy())
         losses.append(loss)
+        cpu_used += time.process_time() - c0
         if callback is not None:
             callback(step, loss)
         if log_every and (step + 1) % log_every == 0:
             print(f"step {step + 1}/{total} loss {np.mean(losses[-log_every:]):.4f}", flush=True)
         if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            break
+        if max_cpu_seconds is not None and cpu_used > max_cpu_seconds:
             break
     model.eval()
     return losses
