@@ -46,8 +46,8 @@ import time
 import numpy as np
 
 from numtrans.metrics import rouge
+from numtrans.recipes.summarization import SummarizationConfig, run
 from numtrans.summarization.denoising import split_zh_sentences
-from numtrans.summarization.train import SummarizationConfig, run
 
 TYPES = ("rouge1", "rouge2", "rougeL")
 

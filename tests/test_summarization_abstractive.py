@@ -1,4 +1,4 @@
-"""Abstractive summarisation: the CSL title recipe (numtrans/summarization/train.py) on a tiny
+"""Abstractive summarisation: the CSL title recipe (numtrans/recipes/summarization.py) on a tiny
 CSL-format file, trained in seconds with and without denoising pretraining; the saved
 summariser (save/load, beam options, bad input); ``numtrans summarize --model DIR``."""
 
@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from numtrans.recipes.summarization import SummarizationConfig, load_csl, run
 from numtrans.summarization import AbstractiveSummarizer, is_summarizer_dir
-from numtrans.summarization.train import SummarizationConfig, load_csl, run
 
 TOPICS = ["水稻", "桥梁", "电池", "肝癌", "卫星", "森林", "钢材", "语言"]
 

@@ -14,6 +14,8 @@ in CI); the command line (``numtrans.cli`` and ``numtrans.commands``) sits above
 * ``translation.py``: the English -> Chinese encoder-decoder (``numtrans train-translation``);
 * ``qa.py``: a SQuAD reader (``numtrans train-qa``);
 * ``distill.py``: a smaller student from a fine-tuned teacher's soft targets (``numtrans distill``);
+* ``summarization.py``: CSL title generation with or without denoising pretraining
+  (``benchmarks/csl_titles.py``);
 * ``mixture.py``: a byte-level BPE GPT on the cleaned English + Chinese mixture
   (``numtrans pretrain-mixture``), the base ``numtrans sft --model`` tunes.
 """

@@ -80,7 +80,7 @@ class AbstractiveSummarizer:
             raise ValueError(
                 f"{directory!r} is not an abstractive summarisation model (no {SETTINGS_NAME} "
                 f'with "task": "{TASK}"); train one with benchmarks/summarization.py or '
-                "numtrans.summarization.train"
+                "numtrans.recipes.summarization"
             )
         t = Translator.load(directory)
         return cls(t.model, t.tgt_tok, t.settings)

@@ -22,6 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import manual_seed
+from ..data import TranslationDataset, load_corpus
+from ..functional import cross_entropy
+from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
+from ..optim import Adam, NoamLR
+from ..summarization.abstractive import AbstractiveSummarizer, char_tokenizer
+from ..summarization.denoising import DenoisingDataset, chunk_text
+from ..training.trainer import TrainConfig, Trainer
+from ..translation.data import BucketBatcher, split_pairs
 from ..validation import (
     ANY_INT,
     FRACTION,
@@ -31,6 +40,7 @@ from ..validation import (
     POSITIVE_INT,
     PROBABILITY,
     TEXT,
+    check_output_dir,
     check_settings,
     optional,
 )
@@ -121,8 +131,6 @@ def load_csl(path: str) -> list[tuple[str, str]]:
 def pretraining_text(cfg: SummarizationConfig) -> list[str]:
     """The raw Chinese text for denoising: the bundled corpora's lines (Tatoeba's Chinese
     side), then ``cfg.pretrain_texts``."""
-    from ..data import load_corpus
-
     texts = []
     for name in cfg.pretrain_corpora:
         corpus = load_corpus(name)
@@ -135,11 +143,6 @@ def pretraining_text(cfg: SummarizationConfig) -> list[str]:
 
 def prepare(cfg: SummarizationConfig, say=print) -> dict:
     """The split, the tokenizer, and the fine-tuning (and pretraining) batchers."""
-    from ..data import TranslationDataset
-    from ..translation.data import BucketBatcher, split_pairs
-    from .abstractive import char_tokenizer
-    from .denoising import DenoisingDataset, chunk_text
-
     if not cfg.csl_files:
         raise ValueError("no CSL files given (csl_files)")
     pairs = [p for path in cfg.csl_files for p in load_csl(path)][: cfg.max_pairs]
@@ -166,9 +169,6 @@ def prepare(cfg: SummarizationConfig, say=print) -> dict:
 
 def build(cfg: SummarizationConfig, vocab_size: int):
     """A ``Seq2SeqTransformer`` with one embedding for encoder, decoder and output."""
-    from .. import manual_seed
-    from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
-
     manual_seed(cfg.seed)
     return Seq2SeqTransformer(
         Seq2SeqConfig(
@@ -182,8 +182,6 @@ def build(cfg: SummarizationConfig, vocab_size: int):
 
 
 def _loss_fn(label_smoothing: float):
-    from ..functional import cross_entropy
-
     def loss_fn(model, batch):
         logits, _ = model(
             batch["src_ids"], batch["tgt_ids"], batch["src_mask"] == 0, batch["tgt_mask"] == 0
@@ -199,9 +197,6 @@ def _loss_fn(label_smoothing: float):
 def train_stage(cfg, model, batcher, steps: int, minutes: float | None, say=print) -> dict:
     """``steps`` updates (or ``minutes``) with a fresh Adam + NoamLR; the Trainer's history
     plus ``seconds`` and ``steps`` done."""
-    from ..optim import Adam, NoamLR
-    from ..training.trainer import TrainConfig, Trainer
-
     optimizer = Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
     scheduler = NoamLR(optimizer, cfg.d_model, cfg.warmup_steps, cfg.lr_factor)
     has_val = "val" in batcher.datasets
@@ -223,9 +218,6 @@ def train_stage(cfg, model, batcher, steps: int, minutes: float | None, say=prin
 
 def run(cfg: SummarizationConfig, say=print) -> dict:
     """Prepare, pretrain (if ``pretrain_steps``), fine-tune, save ``out_dir``."""
-    from ..validation import check_output_dir
-    from .abstractive import AbstractiveSummarizer
-
     check_output_dir(cfg.out_dir)
     data = prepare(cfg, say)
     tok = data["tokenizer"]
