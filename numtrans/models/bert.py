@@ -206,7 +206,8 @@ class BertEncoder(nn.Module):
                 attentions.append(probs)
             else:
                 x = layer(x, mask)
-            hidden.append(x)
+            if output_hidden_states:  # otherwise no reference is kept: memory as before
+                hidden.append(x)
         if not (output_hidden_states or output_attentions):
             return x
         return (
