@@ -205,8 +205,9 @@ def load_split(name):
 
 def classify(name="sentiment", steps=200, work=None):
     """Teacher (MiniLM-L6 fine-tuned end to end for ``steps`` steps), its int8 copy, and 3-layer
-    students (every other layer) trained ``steps`` steps: distilled, distilled with TinyBERT's
-    hidden-state term, and on the hard labels alone. ``work`` keeps the trained teacher."""
+        students (every other layer) trained ``steps`` steps: distilled, distilled with TinyBERT's
+        hidden-state term, and on the hard labels alone. ``work`` keeps the trained models: a second
+    run with it only measures (inference time is then measured for all rows at the same load)."""
     import shutil
 
     from numtrans.models.sentence_encoder import installed_minilm
@@ -251,17 +252,24 @@ def classify(name="sentiment", steps=200, work=None):
                 ("hard labels only", dict(alpha=0.0)))  # fmt: skip
     for label, extra in students:
         t0 = time.perf_counter()
-        sdir = os.path.join(work, f"student_{name}_{label.replace(' ', '')}")
+        sdir = os.path.join(work, f"student_{name}_{steps}_{label.replace(' ', '')}")
         os.makedirs(sdir, exist_ok=True)
-        if cache:  # the same texts: the first student's teacher logits serve them all
-            shutil.copyfile(cache, os.path.join(sdir, CACHE_NAME))
-        dcfg = DistillConfig(num_layers=3, epochs=100, max_steps=steps, lr=1e-4, batch_size=16,
-                             max_length=max_len, freeze_embeddings=True, **extra)  # fmt: skip
-        out = distill(tdir, train, dcfg, val=val, out_dir=sdir, say=quiet)
-        cache = os.path.join(sdir, CACHE_NAME)
-        print(f"student {label} (3 layers, {extra}): {time.perf_counter() - t0:.0f} s, "
-              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        measure(f"student {label}", out.model)
+        if os.path.isfile(os.path.join(sdir, "labels.json")):  # trained by an earlier run
+            student = load_finetuned(sdir)[0]
+            print(f"student {label}: the one trained before in {sdir}")
+        else:
+            if cache:  # the same texts: the first student's teacher logits serve them all
+                shutil.copyfile(cache, os.path.join(sdir, CACHE_NAME))
+            dcfg = DistillConfig(num_layers=3, epochs=100, max_steps=steps, lr=1e-4,
+                                 batch_size=16, max_length=max_len, freeze_embeddings=True,
+                                 **extra)  # fmt: skip
+            student = distill(tdir, train, dcfg, val=val, out_dir=sdir, say=quiet).model
+            cache = os.path.join(sdir, CACHE_NAME)
+            print(f"student {label} (3 layers, {extra}): {time.perf_counter() - t0:.0f} s, "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        measure(f"student {label}", student)
+    measure("student distilled int8", quantize(load_finetuned(sdir.replace(
+        "hardlabelsonly", "distilled"))[0]), rows[2][3] * 1e6)  # fmt: skip
     print(f"{'model':<30} {'accuracy':>8} {'macro-F1':>8} {'M params':>8} {'MB':>6} "
           f"{'s/1k sent':>9}")  # fmt: skip
     for label, acc, f1, n, mb, t in rows:
