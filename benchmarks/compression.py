@@ -1,14 +1,16 @@
 """Compression benchmark: the int8 GEMM against float32 BLAS at MiniLM's shapes (1 and 2
 threads); all-MiniLM-L6-v2 in float32 vs int8: file size, sentence-embedding cosine on real
 sentences, end-to-end encode time, and PyTorch's ``quantize_dynamic`` on the same model (when
-torch and transformers are installed); and (``classify``) a MiniLM sentiment classifier (a
-probe on the frozen encoder, the teacher) against its int8 copy and against 3-layer students
-distilled from it or trained on the hard labels alone; (``gpt``) the Shakespeare GPT's
+torch and transformers are installed); and (``classify``) a MiniLM classifier fine-tuned end to
+end (the teacher) against its int8 copy and against 3-layer students distilled from it (with and
+without TinyBERT's hidden-state term) or trained on the hard labels alone, on uci_sentiment and
+the 14-class DBpedia subset; (``gpt``) the Shakespeare GPT's
 validation loss in float32, int8 and 4-bit. Noisy on a shared machine: the best of
 repeated runs, the compared kernels measured side by side.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/compression.py \
         [--only gemm|minilm|classify|gpt] [--gpt SHAKESPEARE_MODEL_DIR]
+        [--data sentiment|dbpedia] [--steps 200] [--work DIR]
 """
 
 from __future__ import annotations
@@ -169,49 +171,109 @@ def torch_timings(path, texts):
     return {"torch float32": lambda: run(model), "torch quantize_dynamic": lambda: run(qmodel)}
 
 
-def classify(epochs=1.0):
-    """Teacher, int8 teacher, distilled and hard-label students on a seeded 80/20 split."""
-    from numtrans.compress import quantize
-    from numtrans.finetune import read_labeled
+DBPEDIA = "/work/shared/data/dbpedia14/subset_14000.csv"
+
+
+def stratified(texts, labels, n_train, n_test, seed=0):
+    """A seeded stratified split: per class, n_train rows to train on and n_test held out."""
+    from numtrans.finetune.data import LabeledData
+
+    rng, train, test = np.random.default_rng(seed), [], []
+    labels = np.asarray(labels)
+    for c in sorted(set(labels.tolist())):
+        rows = rng.permutation(np.flatnonzero(labels == c))
+        train += rows[:n_train].tolist()
+        test += rows[n_train : n_train + n_test].tolist()
+    pick = lambda ix: LabeledData([texts[i] for i in ix], [str(labels[i]) for i in ix], ix)  # noqa: E731
+    return pick(train), pick(test)
+
+
+def load_split(name):
+    """(train, held out, max_length): uci_sentiment 80/20, or DBpedia-14 150 + 50 per class
+    (its abstract's first sentence: the subset keeps sentences apart with tabs)."""
+    if name == "sentiment":
+        from numtrans.finetune import read_labeled
+
+        data = read_labeled("uci_sentiment")
+        n = len(data) // 2  # 1,500 per class
+        return (*stratified(data.texts, data.labels, int(n * 0.8), n - int(n * 0.8)), 64)
+    with open(DBPEDIA, encoding="utf-8") as f:
+        rows = [line.rstrip("\n").split(",", 1) for line in f if line.strip()]
+    texts = [r[1].split("\t")[0] for r in rows]
+    return (*stratified(texts, [int(r[0]) for r in rows], 150, 50), 48)
+
+
+def classify(name="sentiment", steps=200, work=None):
+    """Teacher (MiniLM-L6 fine-tuned end to end for ``steps`` steps), its int8 copy, and 3-layer
+        students (every other layer) trained ``steps`` steps: distilled, distilled with TinyBERT's
+        hidden-state term, and on the hard labels alone. ``work`` keeps the trained models: a second
+    run with it only measures (inference time is then measured for all rows at the same load)."""
+    import shutil
+
     from numtrans.models.sentence_encoder import installed_minilm
-    from numtrans.recipes.distill import DistillConfig, distill
-    from numtrans.recipes.finetune import FinetuneConfig, evaluate, finetune
+    from numtrans.recipes.distill import CACHE_NAME, DistillConfig, distill
+    from numtrans.recipes.finetune import FinetuneConfig, evaluate, finetune, load_finetuned
 
     path = installed_minilm()
     if path is None:
         print("\nMiniLM not installed: classify skipped")
         return
     limit = threads(1)
-    train, val = read_labeled("uci_sentiment").split(0.2, seed=0)
-    print(f"\nuci_sentiment, seeded split: {len(train)} train / {len(val)} held out")
+    train, val, max_len = load_split(name)
+    classes = len(set(train.labels))
+    print(f"\n{name}: {classes} classes, seeded stratified split, {len(train)} train / "
+          f"{len(val)} held out, max_length {max_len}, {steps} steps of batch 16 per model")  # fmt: skip
     quiet = lambda *a, **k: None  # noqa: E731
-    with tempfile.TemporaryDirectory() as d:
+    work = work or tempfile.mkdtemp()
+    tdir = os.path.join(work, f"teacher_{name}_{steps}")
+    if not os.path.isfile(os.path.join(tdir, "labels.json")):
         t0 = time.perf_counter()
-        cfg = FinetuneConfig(freeze=True, epochs=20, lr=3e-3, batch_size=32, log_interval=10**6)
-        res = finetune(path, train, cfg, val=val, out_dir=os.path.join(d, "teacher"), say=quiet)
-        print(f"teacher: MiniLM-L6 + a linear probe, trained in {time.perf_counter() - t0:.0f} s")
-        rows = []
+        cfg = FinetuneConfig(epochs=100, max_steps=steps, lr=1e-4, batch_size=16,
+                             max_length=max_len, freeze_embeddings=True, log_interval=10**6)  # fmt: skip
+        finetune(path, train, cfg, val=val, out_dir=tdir, say=quiet)
+        print(f"teacher: MiniLM-L6 fine-tuned end to end (word embeddings frozen), "
+              f"{time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    teacher, tokenizer, labels, _ = load_finetuned(tdir)
+    rows = []
 
-        def measure(name, model, metrics=None):
-            t = time.perf_counter()
-            m = evaluate(model, res.tokenizer, val, res.labels, cfg.max_length)
-            per_k = (time.perf_counter() - t) / len(val) * 1000
-            size = sum(np.asarray(v).nbytes for v in model.state_dict().values())
-            rows.append((name, m["accuracy"], m["macro_f1"], size / 1e6, per_k))
+    def measure(name, model, params=None):  # params: the float model's, for an int8 copy
+        t = time.perf_counter()
+        m = evaluate(model.eval(), tokenizer, val, labels, max_len)
+        per_k = (time.perf_counter() - t) / len(val) * 1000
+        size = sum(np.asarray(v).nbytes for v in model.state_dict().values())
+        params = params or sum(p.data.size for p in model.parameters())
+        rows.append((name, m["accuracy"], m["macro_f1"], params / 1e6, size / 1e6, per_k))
 
-        measure("teacher float32 (6 layers)", res.model)
-        measure("teacher int8", quantize(res.model))
-        for alpha, name in ((0.5, "student distilled"), (0.0, "student hard labels")):
-            t0 = time.perf_counter()
-            dcfg = DistillConfig(num_layers=3, alpha=alpha, epochs=epochs, lr=1e-4,
-                                 batch_size=16, freeze_embeddings=True)  # fmt: skip
-            out = distill(os.path.join(d, "teacher"), train, dcfg, val=val, say=quiet)
-            print(f"{name} (3 layers, alpha={alpha}): trained in {time.perf_counter() - t0:.0f} s")
-            measure(f"{name} (3 layers)", out.model)
-            measure(f"{name} int8", quantize(out.model))
-    print(f"{'model':<32} {'accuracy':>8} {'macro-F1':>8} {'MB':>7} {'s/1k sent':>9}")
-    for name, acc, f1, n, t in rows:  # n: weight bytes in MB
-        print(f"{name:<32} {acc:8.4f} {f1:8.4f} {n:7.1f} {t:9.2f}")
+    measure("teacher float32 (6 layers)", teacher)
+    measure("teacher int8", quantize(teacher), rows[0][3] * 1e6)
+    cache = None
+    students = (("distilled", dict(alpha=0.5)),
+                ("distilled + hidden", dict(alpha=0.5, hidden_weight=1.0)),
+                ("hard labels only", dict(alpha=0.0)))  # fmt: skip
+    for label, extra in students:
+        t0 = time.perf_counter()
+        sdir = os.path.join(work, f"student_{name}_{steps}_{label.replace(' ', '')}")
+        os.makedirs(sdir, exist_ok=True)
+        if os.path.isfile(os.path.join(sdir, "labels.json")):  # trained by an earlier run
+            student = load_finetuned(sdir)[0]
+            print(f"student {label}: the one trained before in {sdir}")
+        else:
+            if cache:  # the same texts: the first student's teacher logits serve them all
+                shutil.copyfile(cache, os.path.join(sdir, CACHE_NAME))
+            dcfg = DistillConfig(num_layers=3, epochs=100, max_steps=steps, lr=1e-4,
+                                 batch_size=16, max_length=max_len, freeze_embeddings=True,
+                                 **extra)  # fmt: skip
+            student = distill(tdir, train, dcfg, val=val, out_dir=sdir, say=quiet).model
+            cache = os.path.join(sdir, CACHE_NAME)
+            print(f"student {label} (3 layers, {extra}): {time.perf_counter() - t0:.0f} s, "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        measure(f"student {label}", student)
+    measure("student distilled int8", quantize(load_finetuned(sdir.replace(
+        "hardlabelsonly", "distilled"))[0]), rows[2][3] * 1e6)  # fmt: skip
+    print(f"{'model':<30} {'accuracy':>8} {'macro-F1':>8} {'M params':>8} {'MB':>6} "
+          f"{'s/1k sent':>9}")  # fmt: skip
+    for label, acc, f1, n, mb, t in rows:
+        print(f"{label:<30} {acc:8.4f} {f1:8.4f} {n:8.2f} {mb:6.1f} {t:9.2f}")
     if limit is not None:
         limit.unregister()
 
@@ -241,8 +303,11 @@ def gpt(directory=None, steps=600):
         what = f"the shakespeare preset trained here for {steps} steps ({time.perf_counter() - t0:.0f} s)"
     model.eval()
     block = model.config.block_size
-    rng = np.random.default_rng(0)  # the same 64 validation windows for every variant
-    starts = rng.integers(0, len(val_ids) - block - 1, size=64)
+    rng = np.random.default_rng(0)  # the same 256 validation windows for every variant
+    if model.config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(f"{directory}: vocabulary {model.config.vocab_size} is not the corpus's "
+                         f"{tokenizer.vocab_size} characters")  # fmt: skip
+    starts = rng.integers(0, len(val_ids) - block - 1, size=256)
     window = val_ids[starts[:, None] + np.arange(block + 1)]
     print(f"\nGPT, {model.num_parameters():,} parameters: {what}")
     print(f"{'weights':<24} {'val loss (nats/char)':>20} {'MB':>6}")
@@ -252,8 +317,8 @@ def gpt(directory=None, steps=600):
     ]
     with tempfile.TemporaryDirectory() as d, no_grad():
         for name, m in variants:
-            loss = float(np.mean([m(window[i : i + 16, :-1], window[i : i + 16, 1:])[1].item()
-                                  for i in range(0, len(window), 16)]))  # fmt: skip
+            loss = float(np.mean([m(window[i : i + 32, :-1], window[i : i + 32, 1:])[1].item()
+                                  for i in range(0, len(window), 32)]))  # fmt: skip
             path = os.path.join(d, name.replace(" ", "_").replace(",", ""))
             save_quantized(m, path) if name != "float32" else m.save_pretrained(path)
             size = os.path.getsize(os.path.join(path, "model.safetensors")) / 1e6
@@ -266,6 +331,14 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["gemm", "minilm", "classify", "gpt"], help="one section")
     parser.add_argument("--gpt", help="a `numtrans pretrain --preset shakespeare` directory")
+    parser.add_argument(
+        "--data",
+        choices=["sentiment", "dbpedia"],
+        action="append",
+        help="classify on these (default both)",
+    )
+    parser.add_argument("--steps", type=int, default=200, help="training steps per classifier")
+    parser.add_argument("--work", help="keep the trained teachers and students here")
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}; int8 kernels here: {', '.join(int8_isas())}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} (shared machine)")
@@ -274,6 +347,7 @@ if __name__ == "__main__":
     if args.only in (None, "minilm"):
         minilm()
     if args.only in (None, "classify"):
-        classify()
+        for name in args.data or ["sentiment", "dbpedia"]:
+            classify(name, args.steps, args.work)
     if args.only in (None, "gpt"):
         gpt(args.gpt)

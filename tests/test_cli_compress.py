@@ -74,6 +74,17 @@ def test_distill(work):
     assert ev.returncode == 0 and "accuracy" in ev.stdout, ev.stderr
 
 
+def test_distill_with_intermediate_terms(work):
+    args = ["distill", "--teacher", "teacher", "--data", "data.tsv", "--layers", "2",
+            "--out", "student_ha", "--epochs", "1", "--batch-size", "8",
+            "--hidden-weight", "1", "--attention-weight", "0.5"]  # fmt: skip
+    out = run(args, work)
+    assert out.returncode == 0, out.stderr
+    assert "hidden x1.0, attention x0.5" in out.stdout and "student: n=5" in out.stdout
+    one_line_error(run(args[:-4] + ["--hidden-weight", "-1", "--out", "sx"], work), "distill",
+                   "hidden_weight and attention_weight must be >= 0")  # fmt: skip
+
+
 def test_quantize(work):
     out = run(["quantize", "--model", "teacher", "--out", "q8", "--data", "data.tsv"], work)
     assert out.returncode == 0, out.stderr

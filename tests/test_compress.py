@@ -164,6 +164,34 @@ def test_gpt_tied_lm_head(tmp_path):
     np.testing.assert_array_equal(back(idx)[0].data, got)
 
 
+def test_gpt_tied_lm_head_4bit_stored_once(tmp_path):
+    from safetensors.numpy import load_file
+
+    nt.manual_seed(0)
+    gpt = GPT(GPTConfig(block_size=16, vocab_size=40, n_layer=2, n_head=2, n_embd=32)).eval()
+    q = quantize(gpt, bits=4, group_size=16)
+    wte = q.transformer["wte"]
+    assert q.quantization["tied"] == [["lm_head", "transformer.wte"]]
+    assert wte.bits == 4 and q.transformer["wpe"].bits == 8  # only the tied table goes 4-bit
+    assert q.lm_head.weight_int4 is wte.weight_int4 and q.lm_head.weight_scale is wte.weight_scale
+    np.testing.assert_array_equal(wte.dequantized_weight(), q.lm_head.dequantized_weight())
+    w = gpt.transformer["wte"].weight.data
+    assert np.abs(wte.dequantized_weight() - w).max() <= np.abs(w).max() / 14 + 1e-7  # half a step
+    idx = np.random.default_rng(0).integers(0, 40, (2, 9))
+    np.testing.assert_allclose(wte(idx).data, wte.dequantized_weight()[idx], rtol=1e-6)
+    ref, got = gpt(idx)[0].data, q(idx)[0].data
+    assert np.abs(got - ref).max() < 0.2 * np.abs(ref).max()
+    save_quantized(q, str(tmp_path / "q4"))
+    stored = load_file(str(tmp_path / "q4" / "model.safetensors"))
+    assert "transformer.wte.weight_int4" in stored and "lm_head.weight_int4" not in stored
+    assert not any(k.startswith("lm_head.weight") for k in stored)
+    back = load_quantized(GPT, str(tmp_path / "q4"))
+    assert back.lm_head.weight_int4 is back.transformer["wte"].weight_int4
+    np.testing.assert_array_equal(back(idx)[0].data, got)
+    with pytest.raises(ValueError, match="even divisor of embedding_dim 32"):
+        QuantizedEmbedding(40, 32, bits=4, group_size=12)
+
+
 @pytest.mark.skipif(
     __import__("numtrans.models.sentence_encoder", fromlist=["x"]).installed_minilm() is None,
     reason="all-MiniLM-L6-v2 is not installed",

@@ -1,6 +1,7 @@
 """``numtrans distill`` and ``numtrans quantize``: smaller models from a trained one.
 
     numtrans distill --teacher DIR --data FILE --layers N --out DIR [--alpha A] [--temperature T]
+                     [--hidden-weight W] [--attention-weight W]
     numtrans quantize --model DIR --out DIR [--bits 8|4] [--group-size G] [--skip PATTERN]
                       [--no-embeddings] [--data FILE]
 
@@ -49,6 +50,18 @@ def register(subparsers) -> None:
     d.add_argument("--label-column", help="name or 0-based index (default: label)")
     d.add_argument("--temperature", type=float, default=2.0)
     d.add_argument("--alpha", type=float, default=0.5, help="soft-target weight; 0: labels only")
+    d.add_argument(
+        "--hidden-weight",
+        type=float,
+        default=0.0,
+        help="add TinyBERT's hidden-state MSE with this weight (0: off)",
+    )
+    d.add_argument(
+        "--attention-weight",
+        type=float,
+        default=0.0,
+        help="add MiniLM's last-layer attention KL with this weight (0: off)",
+    )
     d.add_argument("--epochs", type=float, default=3.0)
     d.add_argument("--batch-size", type=int, default=16)
     d.add_argument("--lr", type=float, default=5e-5)
@@ -85,6 +98,8 @@ def distill_command(args, extra: list[str]) -> int:
         num_layers=args.layers,
         temperature=args.temperature,
         alpha=args.alpha,
+        hidden_weight=args.hidden_weight,
+        attention_weight=args.attention_weight,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,

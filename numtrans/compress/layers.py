@@ -8,7 +8,8 @@ int8 activations (QuantizedLinear, per row r, i.e. per token, at run time: "dyna
 4-bit weights (QuantizedLinear, bits=4): each row cut into groups of ``group_size`` inputs,
     s[o, g] = max |W[o, group g]| / 7, Wq in [-7, 7], two values packed per byte; the forward
     dequantizes W and runs a float GEMM (memory is what shrinks, not arithmetic).
-An embedding is a table lookup, not a product: QuantizedEmbedding returns Wq[ids] * s_w[ids].
+An embedding is a table lookup, not a product: QuantizedEmbedding returns Wq[ids] * s_w[ids]
+(int8 rows; 4-bit group-wise rows for a table tied to a 4-bit output layer).
 """
 
 from __future__ import annotations
@@ -137,28 +138,54 @@ class QuantizedEmbedding(Module):
     """Drop-in inference replacement of ``Embedding``: ids (...) -> (..., embedding_dim) float32.
 
     Row v of the table is stored as int8 with its own scale (the per-row form of the per-channel
-    weight scale): the vocabulary table, most of a small BERT's bytes, shrinks 4x."""
+    weight scale): the vocabulary table, most of a small BERT's bytes, shrinks 4x. ``bits=4``
+    stores rows as a 4-bit ``QuantizedLinear`` stores its weight (groups of ``group_size``, two
+    values a byte): ``quantize`` uses it for a table tied to a 4-bit output layer, so that the
+    two share one packed table, as int8 ones do."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, bits=8, group_size=None):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.padding_idx = padding_idx
-        self.register_buffer("weight_int8", np.zeros((num_embeddings, embedding_dim), np.int8))
-        self.register_buffer("weight_scale", np.ones(num_embeddings, np.float32))
+        self.padding_idx, self.bits, self.group_size = padding_idx, bits, group_size
+        V, C = num_embeddings, embedding_dim
+        if bits == 8:
+            self.register_buffer("weight_int8", np.zeros((V, C), np.int8))
+            self.register_buffer("weight_scale", np.ones(V, np.float32))
+        elif bits == 4:
+            if group_size is None or group_size < 1 or C % group_size or group_size % 2:
+                raise ValueError(
+                    f"group_size {group_size} must be an even divisor of embedding_dim {C}"
+                )
+            self.register_buffer("weight_int4", np.zeros((V, C // 2), np.uint8))
+            self.register_buffer("weight_scale", np.ones((V, C // group_size), np.float32))
+        else:
+            raise ValueError(f"bits must be 8 or 4, got {bits}")
 
     @classmethod
-    def from_embedding(cls, emb: Embedding) -> QuantizedEmbedding:
-        q = cls(emb.num_embeddings, emb.embedding_dim, emb.padding_idx)
-        q.weight_int8, q.weight_scale = quantize_weight_int8(emb.weight.data.astype(np.float32))
+    def from_embedding(cls, emb: Embedding, bits=8, group_size=None) -> QuantizedEmbedding:
+        q = cls(emb.num_embeddings, emb.embedding_dim, emb.padding_idx, bits, group_size)
+        w = emb.weight.data.astype(np.float32)
+        if bits == 8:
+            q.weight_int8, q.weight_scale = quantize_weight_int8(w)
+        else:
+            q.weight_int4, q.weight_scale = quantize_weight_int4(w, group_size)
         return q
 
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        """Dequantized rows idx (n,) -> (n, C): only the rows looked up are unpacked."""
+        if self.bits == 8:
+            return self.weight_int8[idx].astype(np.float32) * self.weight_scale[idx][:, None]
+        q = unpack_int4(self.weight_int4[idx]).astype(np.float32)
+        return q * np.repeat(self.weight_scale[idx], self.group_size, axis=1)
+
     def dequantized_weight(self) -> np.ndarray:
-        return self.weight_int8.astype(np.float32) * self.weight_scale[:, None]
+        return self._rows(np.arange(self.num_embeddings))
 
     def forward(self, ids):
         idx = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
-        rows = self.weight_int8[idx].astype(np.float32)  # (..., C)
-        return Tensor(rows * self.weight_scale[idx][..., None])
+        rows = self._rows(idx.reshape(-1))
+        return Tensor(rows.reshape(idx.shape + (self.embedding_dim,)))
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}, int8"
+        g = f", group_size={self.group_size}" if self.bits == 4 else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}, int{self.bits}{g}"

@@ -11,6 +11,8 @@ patterns on dotted names, e.g. ``"encoder.layer.5.*"``) in float32.
 
 A tied weight (GPT's ``lm_head.weight`` is ``wte.weight``) stays tied: the embedding's per-row
 scales are exactly the output layer's per-channel scales, so both layers share one int8 table.
+With ``bits=4`` the tied table is stored 4-bit, group-wise (the layout of the output layer's
+weight), once: the embedding looks rows up in the same packed bytes the output layer multiplies.
 
 ``save_quantized`` / ``load_quantized`` write and read ``config.json`` (the config with a
 ``quantization`` entry) + ``model.safetensors`` (int8 / uint8 tensors and float32 scales).
@@ -64,9 +66,13 @@ def _ties(model: Module, linears, embeddings) -> list[list[str]]:
 
 
 def _share(linear: QuantizedLinear, emb: QuantizedEmbedding) -> None:
-    """Make ``linear`` use the embedding's int8 table and scales (the same arrays)."""
-    linear._buffers["weight_int8"] = emb._buffers["weight_int8"]
-    linear._buffers["weight_scale"] = emb._buffers["weight_scale"]
+    """Make ``linear`` use the embedding's int8 (or 4-bit) table and scales (the same arrays)."""
+    table = "weight_int8" if linear.bits == 8 else "weight_int4"
+    if emb.bits != linear.bits or table not in emb._buffers:
+        raise ValueError(f"a tied {linear.bits}-bit layer needs a {linear.bits}-bit embedding")
+    linear._buffers[table] = emb._buffers[table]
+    linear._buffers["weight_scale"] = emb._buffers["weight_scale"]  # (int8: already packed
+    # from the same values, since the weight was one Parameter)
 
 
 def quantize(
@@ -103,10 +109,12 @@ def quantize(
                 raise ValueError(
                     f"group_size {group_size} does not divide the width {width} of layer {n!r}"
                 )
-    ties = _ties(model, linears, tables) if bits == 8 else []
+    ties = _ties(model, linears, tables)
+    tied_tables = {emb for _, emb in ties}
     new = copy.deepcopy(model)
-    for n in tables:
-        _set_child(new, n, QuantizedEmbedding.from_embedding(_get(new, n)))
+    for n in tables:  # int8 rows, or the 4-bit layout of the output layer tied to it
+        b, g = (bits, group_size) if n in tied_tables else (8, None)
+        _set_child(new, n, QuantizedEmbedding.from_embedding(_get(new, n), b, g))
     for n in linears:
         _set_child(new, n, QuantizedLinear.from_linear(_get(new, n), bits, group_size))
     for lin, emb in ties:
@@ -226,12 +234,16 @@ def load_quantized(cls, directory: str) -> Module:
             info["group_size"],
         )
         _set_child(model, n, q)
+    tied_tables = {e for _, e in info.get("tied", [])}
     for n in info.get("embeddings", []):
         emb = _get(model, n)
         if not isinstance(emb, Embedding):
             raise ValueError(f"layer {n!r} of the saved quantized model is not an Embedding here")
+        b, g = (info["bits"], info["group_size"]) if n in tied_tables else (8, None)
         _set_child(
-            model, n, QuantizedEmbedding(emb.num_embeddings, emb.embedding_dim, emb.padding_idx)
+            model,
+            n,
+            QuantizedEmbedding(emb.num_embeddings, emb.embedding_dim, emb.padding_idx, b, g),
         )
     for lin, emb in info.get("tied", []):
         _share(_get(model, lin), _get(model, emb))

@@ -7,6 +7,11 @@
              x = LayerNorm(a + dropout(dense(GELU(dense(a)))))             C -> I -> C
       -> last_hidden_state (B, T, C);  pooler_output = tanh(dense(h[:, 0])) (B, C)
 
+``output_hidden_states=True`` also returns ``hidden_states``: the embedding output and every
+layer's output, L + 1 tensors (B, T, C); ``output_attentions=True`` returns ``attentions``: each
+layer's softmax probabilities (B, H, T, T), computed by the explicit NumPy path (the fused
+kernels never form them). Hugging Face's names; both off by default, which changes nothing.
+
 Unlike GPT, attention is not causal: each token sees the whole sentence, left and right. That is
 why BERT is pre-trained by masked language modelling (predict hidden tokens, ``bert_heads.py``)
 rather than next-token prediction. Position embeddings are learned; GELU is the exact erf form.
@@ -26,7 +31,8 @@ import numpy as np
 from .. import nn
 from ..autograd import checkpoint, is_grad_enabled
 from ..functional.activations import gelu, tanh
-from ..functional.attention import scaled_dot_product_attention
+from ..functional.attention import attention_weights, scaled_dot_product_attention
+from ..functional.layers import dropout
 from ..tokenizers import WordPieceTokenizer
 from .pretrained import PretrainedMixin
 
@@ -76,6 +82,8 @@ def activation(name: str):
 class BertModelOutput:
     last_hidden_state: object  # (B, T, C)
     pooler_output: object = None  # (B, C), None without a pooler
+    hidden_states: tuple | None = None  # L + 1 x (B, T, C): embeddings, then each layer
+    attentions: tuple | None = None  # L x (B, H, T, T): each layer's attention probabilities
 
 
 class BertEmbeddings(nn.Module):
@@ -110,7 +118,7 @@ class BertSelfAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(C, C), nn.Linear(C, C), nn.Linear(C, C)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, output_attentions: bool = False):
         B, T, C = x.shape
 
         def heads(t):  # (B, T, C) -> (B, H, T, hs)
@@ -118,8 +126,12 @@ class BertSelfAttention(nn.Module):
 
         q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
         p = self.dropout_p if self.training else 0.0
-        y = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        return y.transpose(1, 2).reshape(B, T, C)
+        if not output_attentions:  # the default: any backend, the probabilities never formed
+            y = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            return y.transpose(1, 2).reshape(B, T, C)
+        probs = attention_weights(q, k, mask)  # (B, H, T, T), returned before dropout (as HF)
+        y = (dropout(probs, p, training=True) if p > 0 else probs) @ v
+        return y.transpose(1, 2).reshape(B, T, C), probs
 
 
 class BertResidual(nn.Module):
@@ -141,8 +153,11 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)  # Hugging Face's name: attention.self.query
         self.output = BertResidual(config.hidden_size, config)
 
-    def forward(self, x, mask):
-        return self.output(self.self(x, mask), x)
+    def forward(self, x, mask, output_attentions: bool = False):
+        if not output_attentions:
+            return self.output(self.self(x, mask), x)
+        y, probs = self.self(x, mask, output_attentions=True)
+        return self.output(y, x), probs
 
 
 class BertIntermediate(nn.Module):
@@ -162,9 +177,13 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertResidual(config.intermediate_size, config)
 
-    def forward(self, x, mask):
-        a = self.attention(x, mask)
-        return self.output(self.intermediate(a), a)
+    def forward(self, x, mask, output_attentions: bool = False):
+        """(B, T, C) -> (B, T, C); with ``output_attentions`` also the (B, H, T, T) weights."""
+        if not output_attentions:
+            a = self.attention(x, mask)
+            return self.output(self.intermediate(a), a)
+        a, probs = self.attention(x, mask, output_attentions=True)
+        return self.output(self.intermediate(a), a), probs
 
 
 class BertEncoder(nn.Module):
@@ -174,14 +193,28 @@ class BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, x, mask):
-        recompute = self.gradient_checkpointing and is_grad_enabled()
+    def forward(self, x, mask, output_hidden_states=False, output_attentions=False):
+        """The last layer's output (B, T, C); with either flag ``(x, hidden_states, attentions)``,
+        the tuples (or None) that ``BertModelOutput`` carries."""
+        recompute = self.gradient_checkpointing and is_grad_enabled() and not output_attentions
+        hidden, attentions = [x], []
         for layer in self.layer:
             if recompute:  # keep only each layer's input; rerun the layer in the backward
                 x = checkpoint(lambda t, layer=layer: layer(t, mask), x)
+            elif output_attentions:
+                x, probs = layer(x, mask, output_attentions=True)
+                attentions.append(probs)
             else:
                 x = layer(x, mask)
-        return x
+            if output_hidden_states:  # otherwise no reference is kept: memory as before
+                hidden.append(x)
+        if not (output_hidden_states or output_attentions):
+            return x
+        return (
+            x,
+            tuple(hidden) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
+        )
 
 
 class BertPooler(nn.Module):
@@ -237,7 +270,14 @@ class BertModel(PretrainedMixin, nn.Module):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         init_bert_weights(self, config)
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> BertModelOutput:
+    def forward(
+        self,
+        input_ids,
+        token_type_ids=None,
+        attention_mask=None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BertModelOutput:
         input_ids = as_ids(input_ids)
         if input_ids.ndim != 2:
             raise ValueError(f"input_ids must be (B, T), got shape {input_ids.shape}")
@@ -250,9 +290,16 @@ class BertModel(PretrainedMixin, nn.Module):
         # (B, T) 1 = real token -> (B, 1, 1, T) True = may attend: the same keys for every
         # head and every query.
         mask = attention_mask.astype(bool)[:, None, None, :]
-        hidden = self.encoder(self.embeddings(input_ids, token_type_ids), mask)
-        pooled = None if self.pooler is None else self.pooler(hidden)
-        return BertModelOutput(last_hidden_state=hidden, pooler_output=pooled)
+        x = self.embeddings(input_ids, token_type_ids)
+        hidden_states = attentions = None
+        if output_hidden_states or output_attentions:
+            x, hidden_states, attentions = self.encoder(
+                x, mask, output_hidden_states, output_attentions
+            )
+        else:
+            x = self.encoder(x, mask)
+        pooled = None if self.pooler is None else self.pooler(x)
+        return BertModelOutput(x, pooled, hidden_states, attentions)
 
 
 def load_hf_bert(directory: str, cls=BertModel):

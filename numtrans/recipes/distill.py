@@ -13,6 +13,12 @@ spaced (0, 2, 4 of 6), copied with their weights. It trains on
 are computed once before training (and kept in ``teacher_logits.safetensors`` in the output
 directory: a second run on the same texts skips the teacher entirely). ``alpha=0`` trains the
 same student on the hard labels alone: the baseline that shows what the soft targets add.
+
+Two optional intermediate-layer terms (``numtrans.compress.transfer``) are added to it:
+``hidden_weight`` * TinyBERT's hidden-state MSE (student layer m vs teacher layer m N / M) and
+``attention_weight`` * MiniLM's KL between the last layers' attention distributions. Both need
+the teacher's insides for the batch, which are too large to cache ((N + 1) x T x C floats a
+text): with either on, the teacher runs forward (no gradient) on every training batch.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from .. import manual_seed
 from ..autograd import no_grad
 from ..compress.distillation import distillation_loss, teacher_logits_cached
 from ..compress.student import student_from_teacher
+from ..compress.transfer import attention_kl_loss, hidden_state_loss
 from ..finetune.data import LabeledData
 from ..finetune.models import encode_texts, make_batch, pad_id_of
 from ..training.trainer import TrainConfig, Trainer
@@ -46,6 +53,8 @@ class DistillConfig:
     num_layers: int = 3
     temperature: float = 2.0
     alpha: float = 0.5  # weight of the soft-target term; 0 = hard labels only
+    hidden_weight: float = 0.0  # TinyBERT's hidden-state MSE, added with this weight
+    attention_weight: float = 0.0  # MiniLM's last-layer attention KL, added with this weight
     epochs: float = 3.0
     batch_size: int = 16
     lr: float = 5e-5
@@ -66,6 +75,11 @@ class DistillConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.hidden_weight < 0 or self.attention_weight < 0:
+            raise ValueError(
+                f"hidden_weight and attention_weight must be >= 0, got {self.hidden_weight} "
+                f"and {self.attention_weight}"
+            )
         if self.epochs <= 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
 
@@ -128,7 +142,10 @@ def distill(
     n_train = len(train)
     say(
         f"distilling {teacher.config.num_hidden_layers}-layer teacher {teacher_dir} into a "
-        f"{cfg.num_layers}-layer student (T={cfg.temperature}, alpha={cfg.alpha}): "
+        f"{cfg.num_layers}-layer student (T={cfg.temperature}, alpha={cfg.alpha}"
+        + (f", hidden x{cfg.hidden_weight}" if cfg.hidden_weight else "")
+        + (f", attention x{cfg.attention_weight}" if cfg.attention_weight else "")
+        + "): "
         f"{n_train} train / {len(val)} validation texts; teacher logits "
         + ("loaded from the cache" if cached else "computed once")
     )
@@ -150,11 +167,30 @@ def distill(
         batch["teacher_logits"] = z_t[rows]
         return batch
 
+    want_h, want_a = cfg.hidden_weight > 0, cfg.attention_weight > 0
+
     def loss_fn(model, batch):
-        logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        return distillation_loss(
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if not (want_h or want_a):
+            logits = model(ids, attention_mask=mask).logits
+            return distillation_loss(
+                logits, batch["teacher_logits"], batch["labels"], cfg.temperature, cfg.alpha
+            )
+        # the classifier's forward, spelled out, to keep the body's hidden states / attentions
+        out = model.bert(ids, None, mask, output_hidden_states=want_h, output_attentions=want_a)
+        logits = model.classifier(model.dropout(model.pool(out, mask)))
+        loss = distillation_loss(
             logits, batch["teacher_logits"], batch["labels"], cfg.temperature, cfg.alpha
         )
+        with no_grad():
+            ref = teacher.bert(ids, None, mask, want_h, want_a)
+        if want_h:
+            teacher_h = [h.data for h in ref.hidden_states]
+            loss = loss + hidden_state_loss(out.hidden_states, teacher_h, mask) * cfg.hidden_weight
+        if want_a:
+            a_t = ref.attentions[-1].data
+            loss = loss + attention_kl_loss(out.attentions[-1], a_t, mask) * cfg.attention_weight
+        return loss
 
     trainer = Trainer(
         student, optimizer, get_batch,
