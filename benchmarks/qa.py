@@ -2,7 +2,8 @@
 
     python benchmarks/qa.py [--data ../shared/data] [--rows random,overlap,scratch,minilm]
                             [--minutes 45] [--max-cpu-minutes M] [--max-steps N]
-                            [--curve-every N] [--save DIR] [--mlm-steps 2000] [--mlm-corpus passages]
+                            [--curve-every N] [--save DIR] [--mlm-steps 2000]
+                            [--mlm-corpus passages]
                             [--max-train N] [--max-test N]
     python benchmarks/qa.py --rows ask --reader DIR [--ask-questions 300] [--ask-k 5]
 
