@@ -286,7 +286,8 @@ def gpt(directory=None, steps=600):
     it is far from converged: compare the rows, not the absolute loss with nanoGPT's 1.47)."""
     from numtrans.autograd import no_grad
     from numtrans.models.gpt import GPT
-    from numtrans.recipes.pretrain import build, make_batcher, make_config, prepare_data
+    from numtrans.recipes.pretrain import build, make_config
+    from numtrans.training.pretrain_data import make_batcher, prepare_data
     from numtrans.training.trainer import TrainConfig, Trainer
 
     limit = threads(1)

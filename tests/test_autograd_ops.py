@@ -644,3 +644,7 @@ def test_functions_take_pytorchs_dim_with_numpys_axis_as_alias():
         nt.cat([x, y], dim=1, axis=0)
     with pytest.raises(TypeError, match="not both"):
         nt.split(x, 2, dim=1, axis=0)
+    np.testing.assert_allclose(F.softmax(x, dim=0).data, F.softmax(x, axis=0).data)
+    np.testing.assert_allclose(F.log_softmax(x, dim=0).data, x.log_softmax(0).data)
+    with pytest.raises(TypeError, match="not both"):
+        F.softmax(x, dim=0, axis=1)

@@ -42,7 +42,7 @@ def build(dtype: str, seed: int = 0):
 
 def batcher(batch_size: int = GLOBAL_BATCH):
     """``get_batch(split, rng)`` over a fixed random token stream (the global batch)."""
-    from numtrans.recipes.pretrain import make_batcher
+    from numtrans.training.pretrain_data import make_batcher
 
     ids = np.random.default_rng(7).integers(0, VOCAB, size=400)
     return make_batcher(ids[:300], ids[300:], BLOCK, batch_size)

@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from numtrans.recipes.pretrain import build, make_batcher, make_config
+from numtrans.recipes.pretrain import build, make_config
 from numtrans.training import checkpoint as ckpt
+from numtrans.training.pretrain_data import make_batcher
 from numtrans.training.trainer import TrainConfig, Trainer
 
 VOCAB = 11

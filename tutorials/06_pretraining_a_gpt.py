@@ -385,12 +385,8 @@ print("saved", os.path.join(OUT, "06_attention_layer.png"), "and 06_attention_he
 # discards it (only a notebook shows a cell's last value); the PNGs above are its static copy.
 
 # %%
-try:
-    view = attention_view(model, tokenizer, snippet)
-    assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
-except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
-    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
-    view = None
+view = attention_view(model, tokenizer, snippet)
+assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
 view  # a notebook shows a cell's last value; a script discards it
 
 # %% [markdown]

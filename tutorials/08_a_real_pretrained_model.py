@@ -223,12 +223,8 @@ print("share of attention on [CLS]/[SEP] per layer:",
 # value); `08_attention.png` is the static copy. `attention_view` adds the head view.
 
 # %%
-try:
-    view = model_view(model, tok, sentence)
-    assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
-except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
-    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
-    view = None
+view = model_view(model, tok, sentence)
+assert np.allclose(np.array(view.data["weights"]), maps, atol=1e-5)  # the numbers drawn
 view  # a notebook shows a cell's last value; a script discards it
 
 # %% [markdown]

@@ -409,10 +409,6 @@ print(f"tutorial ran in {time.perf_counter() - T0:.0f} s")
 # notebook shows a cell's last value); `09_cross_attention.png` is the static copy.
 
 # %%
-try:
-    view = translation_view(translator, examples[0])
-    assert np.allclose(np.array(view.data["weights"]), amap.weights, atol=1e-5)  # the numbers drawn
-except ImportError as err:  # the views still load their JS through numtrans.serve (starlette)
-    print(f'no interactive view: {err.name} is missing (pip install "numtrans[serve]")')
-    view = None
+view = translation_view(translator, examples[0])
+assert np.allclose(np.array(view.data["weights"]), amap.weights, atol=1e-5)  # the numbers drawn
 view  # a notebook shows a cell's last value; a script discards it

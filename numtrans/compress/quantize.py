@@ -28,14 +28,9 @@ import os
 
 import numpy as np
 
-from ..models.pretrained import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    atomic_write,
-    check_tensors,
-    config_from_dict,
-    unique_state,
-)
+from ..io import atomic_write
+from ..models.files import CONFIG_NAME, WEIGHTS_NAME, unique_state
+from ..models.pretrained import check_tensors, config_from_dict
 from ..nn.embedding import Embedding
 from ..nn.linear import Linear
 from ..nn.module import Module

@@ -53,5 +53,5 @@ def sequence_logprobs(model, input_ids, labels, ignore_index: int = -100) -> Ten
         raise ValueError(f"labels {labels.shape} do not match input_ids {logits.shape[:2]}")
     keep = labels != ignore_index
     safe = np.where(keep, labels, 0)[..., None]  # (B, T, 1)
-    token_logps = log_softmax(logits, axis=-1).gather(-1, safe).reshape(labels.shape)  # (B, T)
+    token_logps = log_softmax(logits, dim=-1).gather(-1, safe).reshape(labels.shape)  # (B, T)
     return (token_logps * keep.astype(logits.dtype)).sum(axis=-1)

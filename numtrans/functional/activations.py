@@ -22,6 +22,7 @@ import numpy as np
 
 from ..ops.arithmetic import as_float
 from ..ops.elementwise import gelu, relu, sigmoid, tanh
+from ..ops.shape import dim_or_axis
 from ..tensor import make_result
 
 __all__ = ["gelu", "log_softmax", "logsigmoid", "relu", "sigmoid", "softmax", "tanh"]
@@ -39,7 +40,10 @@ def softmax_array(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / np.where(s == 0, 1, s)
 
 
-def softmax(x, axis: int = -1):
+def softmax(x, dim: int = -1, *, axis: int | None = None):
+    """softmax along ``dim`` (PyTorch's name; ``axis=`` is NumPy's alias). Backward: the
+    Jacobian-vector product y * (g - sum(g * y))."""
+    axis = dim_or_axis(dim, axis, -1)
     x = as_float(x)
     y = softmax_array(x.data, axis)
 
@@ -49,7 +53,10 @@ def softmax(x, axis: int = -1):
     return make_result(y, (x,), backward, "softmax")
 
 
-def log_softmax(x, axis: int = -1):
+def log_softmax(x, dim: int = -1, *, axis: int | None = None):
+    """log softmax along ``dim`` (``axis=`` is NumPy's alias), as x - max - log sum exp(x - max).
+    Backward: g - softmax * sum(g)."""
+    axis = dim_or_axis(dim, axis, -1)
     x = as_float(x)
     shifted = x.data - _row_max(x.data, axis)
     total = np.sum(np.exp(shifted), axis=axis, keepdims=True)

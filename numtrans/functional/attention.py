@@ -109,7 +109,7 @@ def attention_weights(q, k, attn_mask=None, is_causal: bool = False, scale=None)
             scores = scores + mask
         else:
             raise TypeError(f"attn_mask must be boolean or floating, got dtype {mask_data.dtype}")
-    return softmax(scores, axis=-1)  # all -inf rows give 0, not NaN
+    return softmax(scores, dim=-1)  # all -inf rows give 0, not NaN
 
 
 def scaled_dot_product_attention(

@@ -26,7 +26,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from ..io import atomic_write, read_json_object
-from .files import (  # noqa: F401 (re-exported: the on-disk names callers know from here)
+from .files import (
     CONFIG_NAME,
     WEIGHTS_NAME,
     read_header_shapes,

@@ -39,10 +39,9 @@ from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
 from ..models.gpt import GPT, GPTConfig
 from ..optim import AdamW, WarmupCosineLR, param_groups_for_weight_decay
 from ..training.checkpoint import latest_checkpoint, remove_stale
-from ..training.pretrain_data import (  # noqa: F401 (re-exported: they were defined here)
+from ..training.pretrain_data import (
     check_fresh_run,
     check_same_run,
-    data_fingerprint,
     make_batcher,
     prepare_data,
 )

@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from .assets import page_html, script_js, style_css  # noqa: F401 (re-exported)
+from .assets import page_html
 from .probe import Probe, load_probe, next_token_distribution, unique_names
 from .requests import BadRequest, choice, number, read_body, token_ids
 from .seq2seq import STACKS
