@@ -30,6 +30,13 @@ dispatch-overhead probe (the same graph at tiny sizes). numtrans's attention run
 On a busy machine, ``--threads 1`` gives steadier numbers: threads that spin-wait for a busy
 core lose whole scheduler time slices.
 
+Both workers first call ``numtrans.allocator.keep_freed_memory()`` (``--malloc default`` skips
+it), as numtrans's trainer does: without it every step faults its ~180 MiB of fresh pages in
+again (~30,000 faults, 15-25 % of a numtrans step on the AVX2 EPYC). The numtrans worker imports
+numtrans before NumPy, as the ``numtrans`` command does, so that its thread-pool defaults
+(``numtrans/_thread_env.py``: sleeping OpenMP and OpenBLAS threads) apply; torch's worker runs
+with torch's own.
+
 The environment may set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (an AVX2 kernel for old OpenBLAS
 builds); a benchmark may unset both in its own command, tests and CI never do:
 
@@ -50,7 +57,28 @@ import time
 MODEL = {"n_layer": 4, "n_head": 4, "n_embd": 128, "block_size": 128, "vocab_size": 65}
 BATCH = 32
 OPTIM = {"lr": 1e-3, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0.1}
-TARGET_RATIO = 1.5
+# Issue 19's targets for numtrans / torch eager: 0.6x where the CPU has AVX-512, 0.9x on AVX2 only;
+# and the step within 2.0x of its own GEMM floor (--analyze).
+TARGET_RATIO = {"avx512": 0.6, "avx2": 0.9}
+TARGET_FLOOR_RATIO = 2.0
+
+
+def cpu_isa() -> str:
+    """'avx512' or 'avx2' (or 'other') from /proc/cpuinfo's flags, and the CPU's model name."""
+    flags, name = "", "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = line
+                elif line.startswith("model name") and name == "?":
+                    name = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    isa = "avx512" if " avx512f" in flags else "avx2" if " avx2" in flags else "other"
+    return isa, name
+
+
 RESULT_TAG = "@@result "
 
 
@@ -75,6 +103,13 @@ def parse_args(argv=None):
         choices=["auto", "numpy", "cpu"],
         default=None,
         help="numtrans attention backend (default: NUMTRANS_BACKEND or auto)",
+    )
+    p.add_argument(
+        "--malloc",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: both workers call numtrans.allocator.keep_freed_memory() first, as "
+        "numtrans's trainer does (default); default: glibc's own settings",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", choices=["numtrans", "torch", "check"], help=argparse.SUPPRESS)
@@ -188,11 +223,15 @@ def run_steps(step, batch, warmup: int, steps: int) -> dict:
 
 
 def worker_numtrans(args) -> None:
+    # numtrans first, as the `numtrans` command imports it: its thread-pool defaults
+    # (numtrans/_thread_env.py) must be in the environment before NumPy's OpenBLAS loads.
+    import numtrans  # noqa: F401, I001
+
     import numpy as np
+    from numtrans.functional import _dispatch
 
     limiter = limit_blas(args.threads)
-    import numtrans  # noqa: F401
-    from numtrans.functional import _dispatch
+    apply_malloc(args)
 
     rss_import = rss_mib()
     model, opt = build_numtrans(args.seed)
@@ -463,6 +502,7 @@ def worker_torch(args) -> None:
 
     torch.set_num_threads(args.threads)
     limiter = limit_blas(args.threads)
+    apply_malloc(args)
     rss_import = rss_mib()
     model, opt = build_torch(args.seed)
     model.train()
@@ -512,6 +552,26 @@ def worker_check(args) -> None:
 
 
 # ============================================================================ driver
+def apply_malloc(args) -> None:
+    """The same allocator settings in both workers (numtrans.allocator's docstring says why).
+
+    The file is loaded on its own, not as ``numtrans.allocator``: importing the numtrans package
+    would also set its thread-pool defaults (numtrans/_thread_env.py), and torch's worker must
+    run with torch's own."""
+    if args.malloc == "keep":
+        import importlib.util
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.path.join(here, os.pardir, "numtrans", "allocator.py")
+        if not os.path.exists(path):  # benchmarks/ copied elsewhere: the installed package
+            import numtrans.allocator as module
+        else:
+            spec = importlib.util.spec_from_file_location("_numtrans_allocator", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        module.keep_freed_memory()
+
+
 def run_worker(kind: str, args, extra=()) -> tuple[dict, str]:
     env = dict(os.environ)
     if args.backend is not None:
@@ -520,7 +580,8 @@ def run_worker(kind: str, args, extra=()) -> tuple[dict, str]:
         env[var] = str(args.threads)
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind]
     cmd += ["--threads", str(args.threads), "--steps", str(args.steps)]
-    cmd += ["--warmup", str(args.warmup), "--seed", str(args.seed), *extra]
+    cmd += ["--warmup", str(args.warmup), "--seed", str(args.seed), "--malloc", args.malloc]
+    cmd += list(extra)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
@@ -691,9 +752,12 @@ def main() -> int:
     print_table(rows, headers)
     if torch_runs:
         ratio = statistics.median(nt_res["total"]) / statistics.median(res["torch eager"]["total"])
-        verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
+        isa, name = cpu_isa()
+        target = TARGET_RATIO.get(isa, TARGET_RATIO["avx2"])
+        verdict = "meets" if ratio <= target else "MISSES"
         print(
-            f"\nnumtrans / torch = {ratio:.2f}x step time: {verdict} the target <= {TARGET_RATIO}x"
+            f"\nnumtrans / torch = {ratio:.2f}x step time at {args.threads} thread(s): {verdict} "
+            f"the target <= {target}x for this CPU ({name}, {isa})"
         )
     if ckpt_runs:
         plain, ck = res["numtrans"], res["numtrans, checkpointing"]
@@ -728,6 +792,12 @@ def print_analysis(a: dict, step_ms: float, res: dict) -> None:
     print(
         f"dispatch overhead (same graph at n_embd 16, T 8, batch 1): {tiny_total:.1f} ms/step "
         f"(forward {tiny['fwd']:.1f}, backward {tiny['bwd']:.1f}, optimizer {tiny['opt']:.1f})"
+    )
+    within = step_ms / floor["ms"]
+    verdict = "meets" if within <= TARGET_FLOOR_RATIO else "MISSES"
+    print(
+        f"step / GEMM floor = {within:.2f}x: {verdict} the target <= {TARGET_FLOOR_RATIO}x "
+        "(the floor computes attention with NumPy matmuls; the step uses the fused kernel)"
     )
     rest = step_ms - floor["ms"] - tiny_total
     print(

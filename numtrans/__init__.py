@@ -10,7 +10,10 @@
 
 __version__ = "0.1.0"
 
-from . import backends
+from . import (
+    _thread_env,  # noqa: F401  (first: sets thread-pool defaults before NumPy loads)
+    backends,
+)
 from .autograd import (
     Function,
     detect_anomaly,

@@ -45,6 +45,8 @@ def _probe(name: str) -> tuple[object | None, str]:
     if name == "numpy":
         return importlib.import_module("numpy"), "always available"
     info = _build_info()
+    if name == "cpu":  # numtrans/_thread_env.py: idle OpenMP threads sleep (a value set is kept)
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         module = importlib.import_module(f"numtrans._{name}")
     except ImportError as exc:
@@ -193,6 +195,24 @@ def resolve(backend: str = "auto", *, dropout_p: float = 0.0, dtype=None) -> str
         return "numpy"
     _require(chosen)
     return chosen
+
+
+def fused_layers(dtype):
+    """``numtrans.native.layers`` (fused GELU, LayerNorm and cross-entropy kernels) when
+    ``resolve(dtype=dtype)`` picks the compiled module and it has them, else None: the NumPy
+    reference functions call this first and run themselves when it says None."""
+    if resolve(dtype=dtype) != "cpu":
+        return None
+    if not _layers:
+        module = _probe("cpu")[0]
+        if callable(getattr(module, "gelu_forward", None)):
+            _layers.append(importlib.import_module("numtrans.native.layers"))
+        else:  # an older build without the layer kernels
+            _layers.append(None)
+    return _layers[0]
+
+
+_layers: list = []  # numtrans.native.layers once it is known to be usable (or [None])
 
 
 def default() -> str:

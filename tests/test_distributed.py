@@ -8,6 +8,7 @@ refused in one line, ``pretrain --ddp`` resumes on another number of ranks.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -249,3 +250,74 @@ def test_state_digest_sees_every_bit():
     p = next(iter(model.parameters()))
     p.data.flat[0] = np.nextafter(p.data.flat[0], np.inf)  # one ulp
     assert dist.state_digest(model, optimizer) != before
+
+
+# ------------------------------------------------------------------------ fine-tuning, uneven
+@needs_mpi
+def test_finetune_ddp_with_uneven_last_batches_equals_one_process(tmp_path):
+    """11 texts in batches of 4: every epoch ends with a batch of 3, split 1 + 2 over 2 ranks
+    (weighted by rows), and the validation batch of 5 splits 2 + 3. The saved model matches the
+    one-process run to float32 rounding; rank 0 alone prints and writes."""
+    from safetensors.numpy import load_file
+    from test_finetune import TINY_MLM, synthetic
+
+    from numtrans.recipes.mlm import pretrain_mlm
+
+    base = str(tmp_path / "base")
+    pretrain_mlm(synthetic(60).texts, dataclasses.replace(TINY_MLM, max_steps=3), out_dir=base,
+                 say=lambda *a: None)  # fmt: skip
+    for name, data in (("train", synthetic(11, 1)), ("val", synthetic(5, 2))):
+        (tmp_path / f"{name}.tsv").write_text(
+            "".join(f"{t}\t{y}\n" for t, y in zip(data.texts, data.labels))
+        )
+    args = ["-m", "numtrans.cli", "finetune", "--model", base, "--task", "classify",
+            "--data", str(tmp_path / "train.tsv"), "--eval-data", str(tmp_path / "val.tsv"),
+            "--batch-size", "4", "--epochs", "2", "--lr", "1e-2"]  # fmt: skip
+    job = mpirun(2, *args, "--out", str(tmp_path / "ddp"), "--ddp", cwd=tmp_path)
+    assert job.returncode == 0, job.stderr[-2000:]
+    assert job.stdout.count("data parallel: 2 ranks") == 1 and job.stdout.count("accuracy") == 1
+    alone = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")],
+                           capture_output=True, text=True, timeout=TIMEOUT, env=_env(),
+                           cwd=tmp_path)  # fmt: skip
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    got, want = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("ddp", "one"))
+    assert sorted(got) == sorted(want)
+    moved = 0.0
+    base_weights = load_file(os.path.join(base, "model.safetensors"))
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=2e-6, err_msg=name)
+        if name in base_weights:
+            moved = max(moved, float(np.abs(want[name] - base_weights[name]).max()))
+    assert moved > 1e-3  # it trained: the comparison is not of two untouched copies
+    history = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("ddp", "one")]
+    losses = [[v for v in h["history"]["train_loss"] if v is not None] for h in history]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
+@needs_mpi
+def test_finetune_ddp_refuses_more_ranks_than_rows_in_one_line(tmp_path):
+    from test_finetune import TINY_MLM, synthetic
+
+    from numtrans.recipes.mlm import pretrain_mlm
+
+    base = str(tmp_path / "base")
+    pretrain_mlm(synthetic(40).texts, dataclasses.replace(TINY_MLM, max_steps=2), out_dir=base,
+                 say=lambda *a: None)  # fmt: skip
+    data = synthetic(12, 1)
+    (tmp_path / "t.tsv").write_text("".join(f"{t}\t{y}\n" for t, y in zip(data.texts, data.labels)))
+    job = mpirun(3, "-m", "numtrans.cli", "finetune", "--model", base, "--task", "classify",
+                 "--data", str(tmp_path / "t.tsv"), "--batch-size", "2", "--ddp", cwd=tmp_path)  # fmt: skip
+    lines = [line for line in job.stderr.splitlines() if line.startswith("numtrans")]
+    assert job.returncode != 0 and len(lines) == 1, job.stderr
+    assert "3 ranks exceed batch_size=2" in lines[0]
+
+
+def test_uneven_shards_cover_the_batch_and_weight_by_rows():
+    x, y = np.arange(14).reshape(7, 2), np.arange(7)
+    parts = [dist.shard_rows((x, y), r, 3, even=False) for r in range(3)]
+    assert [len(p[1]) for p in parts] == [2, 2, 3]
+    np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
+    assert [len(dist.shard_rows(y[:2], r, 3, even=False)) for r in range(3)] == [0, 1, 1]
+    get = dist.shard_batcher(lambda split, rng: (x, y), 2, 3, even=False)
+    assert dist.batch_rows(get("train", None)) == 3 and get.global_rows == 7
+    assert dist.batch_rows({"a": x[:5], "b": y[:5]}) == 5

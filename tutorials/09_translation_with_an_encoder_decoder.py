@@ -33,8 +33,10 @@
 #
 # **What it prints** (seeded). Full mode (one run, 44 s on a busy 2-core CPU): the same reversing
 # numbers, translation validation loss 3.260 after 150 steps, test BLEU 7.71. Fast mode, checked by
-# `tests/test_tutorials.py`: the reversing model gets `RESULT reverse_exact_match = 0.95 ± 0.05` of
-# 100 new sequences exactly right and its cross-attention puts on average
+# `tests/test_tutorials.py`: the reversing model gets `RESULT reverse_exact_match = 0.9 ± 0.1` of
+# 100 new sequences exactly right (after 300 steps it is still learning, so the last digits of
+# float32 rounding move this: 0.95 with the NumPy LayerNorm / loss, 0.88 with the fused kernels of
+# the same math; seeds 1-3 gave 0.50-0.99) and its cross-attention puts on average
 # `RESULT reverse_alignment = 0.56 ± 0.08` of each output position's weight on the mirrored source
 # position; the tiny translation model's validation loss is `RESULT val_loss = 4.157 ± 0.05` and its
 # test BLEU `RESULT test_bleu = 0.95 ± 0.5`.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cpu/attention.hpp"
+#include "cpu/layers.hpp"
 
 #ifdef NUMTRANS_HAVE_AVX512
 NUMTRANS_DECLARE_ATTENTION_ISA(isa_avx512)
@@ -75,6 +76,8 @@ std::string choose(const std::string& ceiling) {
 }
 
 }  // namespace
+
+std::string choose_isa(const std::string& ceiling) { return choose(ceiling); }
 
 std::string attention_isas() {
   std::string joined;

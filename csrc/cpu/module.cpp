@@ -18,6 +18,7 @@ namespace py = pybind11;
 
 void register_elementwise(py::module_& m);  // elementwise.cpp
 void register_int8(py::module_& m);         // int8_gemm.cpp
+void register_layers(py::module_& m);       // layers_module.cpp
 
 template <typename T>
 using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
@@ -187,6 +188,7 @@ PYBIND11_MODULE(_cpu, m) {
   m.def("softmax", &softmax_lastdim<double>, py::arg("x"), "Stable softmax over the last axis (float64).");
   register_elementwise(m);
   register_int8(m);
+  register_layers(m);
   m.def("attention_forward", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("mask"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "",
         py::arg("reference") = false,

@@ -3,6 +3,7 @@
     numtrans pretrain-mlm [--data uci_sentiment] [--out DIR] [--max-steps N] [--key=value ...]
     numtrans finetune --model DIR --task classify|regress --data FILE [--out DIR] [options]
                       [--lora R [--lora-alpha A] [--lora-targets "query value"]]
+    mpirun -n P numtrans finetune ... --ddp       (data parallel over P ranks; numtrans[mpi])
     numtrans evaluate --model DIR [--adapter DIR] --data FILE [--confusion-matrix PNG] [--json FILE]
     numtrans merge-adapter --model BASE --adapter DIR --out DIR
 
@@ -62,6 +63,9 @@ def register(subparsers) -> None:
     f.add_argument("--lora-alpha", type=float, default=16.0, help="LoRA scale: (alpha / R) B A")
     f.add_argument("--lora-targets", metavar="PATTERN",
                    help='Linear layers to adapt, e.g. "query value" (default: attention)')  # fmt: skip
+    f.add_argument("--ddp", action="store_true",
+                   help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans finetune "
+                   "... --ddp; pip install 'numtrans[mpi]'); rank 0 prints and saves")  # fmt: skip
     f.set_defaults(func=finetune_command)
 
     e = subparsers.add_parser(
@@ -154,12 +158,31 @@ def finetune_command(args, extra: list[str]) -> int:
         lora_alpha=args.lora_alpha,
         lora_targets=args.lora_targets,
     )  # fmt: skip  (settings are checked here, before any file is read)
-    data = read_labeled(args.data, args.text_column, args.label_column, task)
-    if args.eval_data:
-        train, val = data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
-    else:
-        train, val = data.split(args.val_fraction, args.seed)
-    finetune(args.model, train, cfg, val=val, out_dir=args.out)
+
+    def read():
+        data = read_labeled(args.data, args.text_column, args.label_column, task)
+        if args.eval_data:
+            return data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
+        return data.split(args.val_fraction, args.seed)
+
+    if not getattr(args, "ddp", False):
+        train, val = read()
+        finetune(args.model, train, cfg, val=val, out_dir=args.out)
+        return 0
+    from ..distributed import abort_on_error, check_on_main, check_ranks_fit, init_world
+
+    world = init_world()
+    parts = []
+
+    def check():  # on rank 0: a bad file or too many ranks is said once, not once per rank
+        check_ranks_fit(cfg.batch_size, world.size)
+        parts.append(read())
+
+    check_on_main(world, check)
+    with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
+        train, val = world.comm.bcast(parts[0] if parts else None, root=0)
+        finetune(args.model, train, cfg, val=val, out_dir=args.out if world.is_main else None,
+                 world=world)  # fmt: skip
     return 0
 
 

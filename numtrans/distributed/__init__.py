@@ -20,7 +20,15 @@ logs and writes. Install with ``pip install 'numtrans[mpi]'``. Importing this pa
 import mpi4py (``init_world`` does).
 """
 
-from .data import check_shardable, shard_batcher, shard_rows
+from .data import (
+    ShardBatcher,
+    batch_rows,
+    check_ranks_fit,
+    check_shardable,
+    shard_batcher,
+    shard_bounds,
+    shard_rows,
+)
 from .reduce import GradientBuckets, allreduce_gradients_plain, allreduce_sum
 from .state import broadcast_parameters, check_same_state, state_digest
 from .trainer import DistributedTrainer, rank_seed
@@ -39,6 +47,8 @@ from .world import (
 __all__ = [
     "DistributedError",
     "DistributedTrainer",
+    "ShardBatcher",
+    "batch_rows",
     "GradientBuckets",
     "World",
     "abort_on_error",
@@ -46,6 +56,7 @@ __all__ = [
     "allreduce_sum",
     "broadcast_parameters",
     "check_on_main",
+    "check_ranks_fit",
     "check_same_state",
     "check_shardable",
     "init_world",
@@ -55,6 +66,7 @@ __all__ = [
     "require_mpi",
     "self_world",
     "shard_batcher",
+    "shard_bounds",
     "shard_rows",
     "state_digest",
 ]

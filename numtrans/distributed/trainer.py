@@ -3,7 +3,8 @@
 One step on every rank r of P, with ``get_batch`` returning rank r's rows of the global batch::
 
     for micro_step in range(grad_accum_steps):
-        loss_r = loss_fn(model, shard_r) / grad_accum_steps;  loss_r.backward()   # local grads
+        w_r = n_r P / N                                   # 1 for equal shards (see data.py)
+        loss_r = w_r loss_fn(model, shard_r) / grad_accum_steps;  loss_r.backward()  # local grads
     [mean loss, gradient presence] = Allreduce(SUM)([loss_r, has_grad...]) / P    # one small message
     if mean loss is not finite: stop or skip -- on every rank alike (they all see the same mean)
     grads = GradientBuckets.allreduce_()           # a few large Allreduces: mean gradient
@@ -33,7 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import random as nt_random
+from ..autograd import no_grad
 from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
+from .data import batch_rows
 from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, state_digest
 from .world import World, check_on_main
@@ -83,12 +86,16 @@ class DistributedTrainer(Trainer):
         total, tokens = 0.0, 0
         for _ in range(cfg.grad_accum_steps):
             batch = self.get_batch("train", self.rng)
+            weight = self.shard_weight(batch)
+            if weight == 0.0:  # an empty shard (a short last batch): nothing to compute here
+                continue
             loss = self.loss_fn(self.model, batch)
             value = float(loss.item())
-            total += value
+            total += value * weight
             tokens += _count_tokens(batch)
             if math.isfinite(value):  # (a non-finite loss is handled below, on every rank alike)
-                (loss / cfg.grad_accum_steps).backward()
+                scaled = loss if weight == 1.0 else loss * weight
+                (scaled / cfg.grad_accum_steps).backward()
         # one small message: the mean loss and, per parameter, how many ranks have a gradient
         start = time.perf_counter()  # (also the wait for the slowest rank to finish its backward)
         summed = allreduce_sum(np.concatenate([[total], self.buckets.presence()]), self.world.comm)
@@ -115,11 +122,32 @@ class DistributedTrainer(Trainer):
         self.step += 1
         return float(mean_loss), tokens * size
 
+    def shard_weight(self, batch) -> float:
+        """``n_r P / N`` for this rank's ``n_r`` rows of a global batch of ``N`` (data.py): 1.0
+        for equal shards, and whenever ``get_batch`` does not say the global batch's size."""
+        total = getattr(self.get_batch, "global_rows", None)
+        if not total:
+            return 1.0
+        return batch_rows(batch) * self.world.size / total
+
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> float:
-        """Mean validation loss over the ranks (each evaluated its shard of the same batches)."""
-        local = super().evaluate()
-        return float(allreduce_sum(np.array([local]), self.world.comm)[0] / self.world.size)
+        """Mean validation loss of the global batches: each rank evaluates its shard of the same
+        batches, weighted by its share of the rows (an empty shard adds nothing)."""
+        rng = np.random.default_rng(self.config.seed + 1)
+        was_training = getattr(self.model, "training", True)
+        self.model.eval()
+        total = 0.0
+        with no_grad():
+            for _ in range(self.config.eval_batches):
+                batch = self.get_batch("val", rng)
+                weight = self.shard_weight(batch)
+                if weight:
+                    total += weight * float(self.loss_fn(self.model, batch).item())
+        if was_training:
+            self.model.train()
+        summed = allreduce_sum(np.array([total]), self.world.comm)[0]
+        return float(summed / self.world.size / self.config.eval_batches)
 
     # ------------------------------------------------------------------ checkpoints
     def resume(self, path=None, say=None, check_state=None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backends
 from ..ops.arithmetic import as_tensor
 from ..tensor import make_result
 from .activations import _row_max
@@ -75,11 +76,21 @@ def cross_entropy(
     t = _check_targets(logits.shape, np.asarray(getattr(target, "data", target)), ignore_index)
     x = _classes_last(logits.data)
     n_rows, n_classes = x.shape
+    valid = t != ignore_index
+    fused = backends.fused_layers(x.dtype)
+    if fused is not None:  # the same loss and gradient from one C++ pass per row each way
+        losses, row_grad = fused.cross_entropy_rows(x, t, ignore_index, label_smoothing)
+        value, scale = _reduce(losses, valid, reduction, _target_shape(logits.shape))
+
+        def fused_backward(g):
+            per_row = (g.reshape(-1) if scale is None else g * scale) * valid
+            return (_undo_classes_last(row_grad(per_row), logits.shape),)
+
+        return make_result(value.astype(x.dtype), (logits,), fused_backward, "cross_entropy")
     shifted = x - _row_max(x, -1)
     e = np.exp(shifted)
     sum_e = e.sum(axis=-1, keepdims=True)
     logp = shifted - np.log(sum_e)  # log_softmax, finite for finite logits (no log(0))
-    valid = t != ignore_index
     rows = np.arange(n_rows)
     safe_t = np.where(valid, t, 0)
     eps = label_smoothing

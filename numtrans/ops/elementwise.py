@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from .. import backends
 from ..tensor import make_result
 from .arithmetic import as_float, as_tensor, unbroadcast
 from .special import erf
@@ -88,6 +89,8 @@ def gelu(x, approximate: str = "none"):
     """
     x = as_float(x)
     xd = x.data
+    if approximate == "none" and (fused := backends.fused_layers(xd.dtype)) is not None:
+        return fused.gelu(x)  # the same math in one C++ pass each way (numtrans/native/layers.py)
     if approximate == "none":
         # In-place steps on one buffer: the (B, T, 4C) temporaries are the cost here, not the math.
         cdf = erf(xd * (1 / math.sqrt(2)))

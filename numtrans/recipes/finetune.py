@@ -26,6 +26,7 @@ The saved directory holds the model (``config.json`` + ``model.safetensors``), i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -223,8 +224,17 @@ def finetune(
     val: LabeledData | None = None,
     out_dir: str | None = None,
     say=print,
+    world=None,
 ) -> FinetuneResult:
-    """Fine-tune the model in ``model_dir`` on ``train``; report on ``val``; save to ``out_dir``."""
+    """Fine-tune the model in ``model_dir`` on ``train``; report on ``val``; save to ``out_dir``.
+
+    ``world`` (``numtrans.distributed.init_world()``, under ``mpirun -n P``): data parallel. Each
+    rank trains on its rows of every global batch of ``batch_size`` (a short last batch splits
+    unevenly, weighted by rows: ``numtrans.distributed.data``); rank 0 alone prints, evaluates
+    and saves."""
+    main = world is None or world.is_main
+    if not main:
+        say = _quiet
     cfg = replace(cfg or FinetuneConfig())  # a copy: max_length may be cut to the model's
     if out_dir is not None:
         check_output_dir(str(out_dir), "out")  # before training, not after it
@@ -263,15 +273,33 @@ def finetune(
     else:
         get_batch = make_get_batch(train_ids, train_y, val_ids, val_y, pad, cfg.batch_size)
         loss_fn = lambda m, batch: m(**batch).loss
-    trainer = Trainer(
-        model, optimizer, get_batch,
-        TrainConfig.from_job(  # eval_batches, grad_clip, seed, ... by name; steps from epochs
-            cfg, max_steps=steps, eval_interval=max(1, math.ceil(len(train) / cfg.batch_size))
-        ),
-        scheduler=scheduler, loss_fn=loss_fn,
+    train_cfg = TrainConfig.from_job(  # eval_batches, grad_clip, seed, ... by name; steps from epochs
+        cfg, max_steps=steps, eval_interval=max(1, math.ceil(len(train) / cfg.batch_size)),
+        progress=cfg.progress and main,
     )  # fmt: skip
-    history = trainer.train()
+    if world is None:
+        trainer = Trainer(model, optimizer, get_batch, train_cfg, scheduler=scheduler,
+                          loss_fn=loss_fn)  # fmt: skip
+    else:
+        from ..distributed import DistributedTrainer, check_ranks_fit, shard_batcher
+
+        check_ranks_fit(cfg.batch_size, world.size)
+        say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}")
+        trainer = DistributedTrainer(
+            model, optimizer, shard_batcher(get_batch, world.rank, world.size, even=False),
+            train_cfg, scheduler=scheduler, loss_fn=loss_fn, world=world,
+        )  # fmt: skip
+        trainer.synchronize()  # rank 0's new head everywhere, then the state hashes compared
+    if main:
+        history = trainer.train()
+    else:  # the others' loop prints nothing (rank 0 logs for the job)
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            history = trainer.train()
+    if world is not None:
+        trainer.check_same_state("at the end")
     model.eval()
+    if not main:
+        return FinetuneResult(model, tokenizer, labels, history, {})
     metrics = evaluate(model, tokenizer, val, labels, cfg.max_length)
     say(format_metrics(metrics))
     if out_dir is not None and cfg.lora_r is not None:
@@ -283,6 +311,10 @@ def finetune(
         save_finetuned(out_dir, model, tokenizer, labels, cfg, history, metrics)
         say(f"saved to {out_dir}")
     return FinetuneResult(model, tokenizer, labels, history, metrics)
+
+
+def _quiet(*args, **kwargs) -> None:
+    """``say`` on the ranks other than 0 of a data-parallel job."""
 
 
 def save_finetuned(out_dir, model, tokenizer, labels, cfg, history=None, metrics=None) -> None:
