@@ -45,8 +45,6 @@ def _probe(name: str) -> tuple[object | None, str]:
     if name == "numpy":
         return importlib.import_module("numpy"), "always available"
     info = _build_info()
-    if name == "cpu":  # numtrans/_thread_env.py: idle OpenMP threads sleep (a value set is kept)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         module = importlib.import_module(f"numtrans._{name}")
     except ImportError as exc:

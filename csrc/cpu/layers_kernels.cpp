@@ -119,13 +119,11 @@ void gelu_forward(const T* x, T* y, i64 n) {
     if constexpr (std::is_same_v<T, float>) {
       constexpr int W = Simd<float>::W;
       Vec<float> pdf;
-      i64 i = i0;
-      for (; i + W <= i1; i += W) {
-        const Vec<float> v = load(x + i);
-        store(y + i, v * phi_cdf(v, &pdf));
+      for (i64 i = i0; i < i1; i += W) {
+        const i64 m = min64(W, i1 - i);
+        const Vec<float> v = ld(x + i, m, 0.0f);
+        st(y + i, v * phi_cdf(v, &pdf), m);
       }
-      const Vec<float> v = load_n(x + i, i1 - i, 0.0f);
-      store_n(y + i, v * phi_cdf(v, &pdf), i1 - i);
     } else {
       double pdf;
       for (i64 i = i0; i < i1; ++i) y[i] = x[i] * phi_cdf_scalar(x[i], &pdf);
@@ -139,15 +137,12 @@ void gelu_backward(const T* g, const T* x, T* dx, i64 n) {
     if constexpr (std::is_same_v<T, float>) {
       constexpr int W = Simd<float>::W;
       Vec<float> pdf;
-      i64 i = i0;
-      for (; i + W <= i1; i += W) {
-        const Vec<float> v = load(x + i);
+      for (i64 i = i0; i < i1; i += W) {
+        const i64 m = min64(W, i1 - i);
+        const Vec<float> v = ld(x + i, m, 0.0f);
         const Vec<float> cdf = phi_cdf(v, &pdf);
-        store(dx + i, load(g + i) * (cdf + v * pdf));
+        st(dx + i, ld(g + i, m, 0.0f) * (cdf + v * pdf), m);
       }
-      const Vec<float> v = load_n(x + i, i1 - i, 0.0f);
-      const Vec<float> cdf = phi_cdf(v, &pdf);
-      store_n(dx + i, load_n(g + i, i1 - i, 0.0f) * (cdf + v * pdf), i1 - i);
     } else {
       double pdf;
       for (i64 i = i0; i < i1; ++i) {
@@ -172,23 +167,19 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T eps, i64 rows, i64
       const T* xr = x + r * cols;
       T* yr = y + r * cols;
       Vec<T> acc{};
-      i64 j = 0;
-      for (; j + W <= cols; j += W) acc += load(xr + j);
-      acc += load_n(xr + j, cols - j, T(0));
+      for (i64 j = 0; j < cols; j += W) acc += ld(xr + j, min64(W, cols - j), T(0));
       const T mu = hsum<T>(acc) * inv_n;
       const Vec<T> vmu = splat(mu);
       acc = Vec<T>{};
-      for (j = 0; j + W <= cols; j += W) {
-        const Vec<T> d = load(xr + j) - vmu;
+      for (i64 j = 0; j < cols; j += W) {
+        const Vec<T> d = ld(xr + j, min64(W, cols - j), mu) - vmu;  // missing lanes: d = 0
         acc += d * d;
       }
-      const Vec<T> d = load_n(xr + j, cols - j, mu) - vmu;  // missing lanes: x = mu, d = 0
-      acc += d * d;
       const T rs = T(1) / std::sqrt(hsum<T>(acc) * inv_n + eps);
       mean[r] = mu;
       rstd[r] = rs;
       const Vec<T> vrs = splat(rs);
-      for (j = 0; j < cols; j += W) {
+      for (i64 j = 0; j < cols; j += W) {
         const i64 m = min64(W, cols - j);
         Vec<T> v = (ld(xr + j, m, mu) - vmu) * vrs;
         if (w) v = v * ld(w + j, m, T(0));

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import random as nt_random
-from ..autograd import no_grad
 from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
 from .data import batch_rows
 from .reduce import GradientBuckets, allreduce_sum
@@ -133,21 +132,13 @@ class DistributedTrainer(Trainer):
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> float:
         """Mean validation loss of the global batches: each rank evaluates its shard of the same
-        batches, weighted by its share of the rows (an empty shard adds nothing)."""
-        rng = np.random.default_rng(self.config.seed + 1)
-        was_training = getattr(self.model, "training", True)
-        self.model.eval()
-        total = 0.0
-        with no_grad():
-            for _ in range(self.config.eval_batches):
-                batch = self.get_batch("val", rng)
-                weight = self.shard_weight(batch)
-                if weight:
-                    total += weight * float(self.loss_fn(self.model, batch).item())
-        if was_training:
-            self.model.train()
-        summed = allreduce_sum(np.array([total]), self.world.comm)[0]
-        return float(summed / self.world.size / self.config.eval_batches)
+        batches, weighted by its share of the rows (``_val_loss``), and the ranks' means add up."""
+        local = super().evaluate()
+        return float(allreduce_sum(np.array([local]), self.world.comm)[0] / self.world.size)
+
+    def _val_loss(self, batch) -> float:
+        weight = self.shard_weight(batch)
+        return weight * super()._val_loss(batch) if weight else 0.0  # an empty shard adds 0
 
     # ------------------------------------------------------------------ checkpoints
     def resume(self, path=None, say=None, check_state=None) -> None:

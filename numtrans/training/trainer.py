@@ -125,12 +125,15 @@ class Trainer:
         self.model.eval()
         with no_grad():
             losses = [
-                float(self.loss_fn(self.model, self.get_batch("val", rng)).item())
-                for _ in range(self.config.eval_batches)
+                self._val_loss(self.get_batch("val", rng)) for _ in range(self.config.eval_batches)
             ]
         if was_training:
             self.model.train()
         return float(np.mean(losses))
+
+    def _val_loss(self, batch) -> float:
+        """One validation batch's loss (``DistributedTrainer`` weights it by its shard)."""
+        return float(self.loss_fn(self.model, batch).item())
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, int]:
