@@ -34,7 +34,6 @@ __all__ = ["keep_freed_memory"]
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's <malloc.h>
 _MiB = 2**20
-_done: list[bool] = []
 
 
 def keep_freed_memory(
@@ -57,7 +56,7 @@ def keep_freed_memory(
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    ok = all(
+    return all(
         mallopt(option, int(value)) == 1
         for option, value in (
             (_M_MMAP_THRESHOLD, mmap_threshold),
@@ -65,5 +64,3 @@ def keep_freed_memory(
             (_M_TOP_PAD, top_pad),
         )
     )
-    _done.append(ok)
-    return ok

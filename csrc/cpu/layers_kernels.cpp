@@ -191,7 +191,8 @@ void layer_norm_forward(const T* x, const T* w, const T* b, T eps, i64 rows, i64
 }
 
 // dw and db are sums over rows: each thread adds its rows into its own zeroed partial sums, and
-// the partials are added in thread order at the end (so a run is repeatable for a thread count).
+// the partials are added in thread order at the end (so a run is repeatable for a thread count;
+// the partials of a thread that got no rows stay zero).
 template <typename T>
 void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, const T* rstd,
                          i64 rows, i64 cols, T* dx, T* dw, T* db) {
@@ -202,13 +203,11 @@ void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, cons
   if (double(rows) * double(cols) >= 65536.0) threads = omp_get_max_threads();
 #endif
   std::vector<T> partial(static_cast<std::size_t>(2 * threads * cols), T(0));  // [t][dw | db]
-  std::vector<int> used(static_cast<std::size_t>(threads), 0);
   parallel_ranges(rows, double(rows) * double(cols), [&](i64 r0, i64 r1) {
     int t = 0;
 #ifdef NUMTRANS_HAVE_OPENMP
     t = omp_in_parallel() ? omp_get_thread_num() : 0;
 #endif
-    used[t] = 1;
     T* pdw = partial.data() + std::size_t(2 * t) * cols;
     T* pdb = pdw + cols;
     for (i64 r = r0; r < r1; ++r) {
@@ -241,7 +240,6 @@ void layer_norm_backward(const T* g, const T* x, const T* w, const T* mean, cons
   for (i64 j = 0; j < cols; ++j) {
     T sw = T(0), sb = T(0);
     for (int t = 0; t < threads; ++t) {
-      if (!used[t]) continue;
       sw += partial[std::size_t(2 * t) * cols + j];
       sb += partial[std::size_t(2 * t + 1) * cols + j];
     }

@@ -165,7 +165,7 @@ def finetune_command(args, extra: list[str]) -> int:
             return data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
         return data.split(args.val_fraction, args.seed)
 
-    if not getattr(args, "ddp", False):
+    if not args.ddp:
         train, val = read()
         finetune(args.model, train, cfg, val=val, out_dir=args.out)
         return 0
