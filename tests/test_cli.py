@@ -131,3 +131,15 @@ def test_every_model_command_says_first_which_backend_runs(capsys, tmp_path):
     assert "NumPy reference" in capsys.readouterr().out.splitlines()[0]
     cli.main(["generate", "--model", str(tmp_path)])  # stdout is the product: no line there
     assert "attention:" not in capsys.readouterr().out
+
+
+def test_settings_on_the_command_line_are_python_literals_or_true_false():
+    from numtrans.commands.overrides import parse_overrides
+
+    got = parse_overrides(["--n_layer=6", "--dropout", "0.1", "--top_k=None", "--bias=false",
+                           "--ddp_zero=True", "--pos=rope", "--data", "a b.txt"])  # fmt: skip
+    assert got == {"n_layer": 6, "dropout": 0.1, "top_k": None, "bias": False, "ddp_zero": True,
+                   "pos": "rope", "data": "a b.txt"}  # fmt: skip
+    assert isinstance(got["n_layer"], int) and got["bias"] is False
+    with pytest.raises(ValueError, match="needs a value"):
+        parse_overrides(["--seed"])

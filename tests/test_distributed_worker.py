@@ -1,8 +1,9 @@
 """The program ``tests/test_distributed.py`` starts under ``mpirun -n P`` (no tests of its own).
 
-    mpirun -n P python tests/test_distributed_worker.py train OUT DTYPE STEPS [plain]
-        k data-parallel steps of a tiny GPT on a global batch of GLOBAL_BATCH rows; rank 0
-        writes the parameters to OUT (safetensors) and the communication counts to OUT.json
+    mpirun -n P python tests/test_distributed_worker.py train OUT DTYPE STEPS [plain|zero]
+        k data-parallel steps of a tiny GPT on a global batch of GLOBAL_BATCH rows (``zero``:
+        with ZeRO-1); rank 0 writes the parameters to OUT (safetensors) and the communication
+        counts and each rank's optimiser-state bytes to OUT.json
     mpirun -n P python tests/test_distributed_worker.py drift
         rank 1 changes one weight after a step: the hash check before the checkpoint must stop
     mpirun -n P python tests/test_distributed_worker.py die HOW
@@ -55,7 +56,12 @@ def train_config(steps: int):
                        grad_clip=0.5, seed=3, progress=False)  # fmt: skip
 
 
-def train(out: str, dtype: str, steps: int, plain: bool = False) -> None:
+def state_bytes(optimizer) -> int:
+    return sum(v.nbytes for s in optimizer.state.values() for v in s.values()
+               if isinstance(v, np.ndarray))  # fmt: skip
+
+
+def train(out: str, dtype: str, steps: int, how: str = "bucketed") -> None:
     from safetensors.numpy import save_file
 
     from numtrans import distributed as dist
@@ -64,8 +70,9 @@ def train(out: str, dtype: str, steps: int, plain: bool = False) -> None:
     model, optimizer, scheduler = build(dtype, seed=world.rank)  # different on purpose:
     get_batch = dist.shard_batcher(batcher(), world.rank, world.size)  # the broadcast fixes it
     trainer = dist.DistributedTrainer(model, optimizer, get_batch, train_config(steps),
-                                      scheduler=scheduler, world=world, bucket_mb=0.004)  # fmt: skip
-    if plain:  # the textbook version: one Allreduce per parameter
+                                      scheduler=scheduler, world=world, bucket_mb=0.004,
+                                      zero=how == "zero")  # fmt: skip
+    if how == "plain":  # the textbook version: one Allreduce per parameter
         trainer.buckets.allreduce_ = lambda present=None: dist.allreduce_gradients_plain(
             trainer.buckets.params, world.comm
         )
@@ -73,10 +80,11 @@ def train(out: str, dtype: str, steps: int, plain: bool = False) -> None:
         trainer.synchronize()
         history = trainer.train()
         trainer.check_same_state("at the end")
+        held = world.comm.gather(state_bytes(trainer.optimizer), root=0)
     if world.is_main:
         save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, out)
         counts = {"buckets": len(trainer.buckets), "messages": trainer.buckets.messages,
-                  "history": history, "world": world.size}  # fmt: skip
+                  "history": history, "world": world.size, "state_bytes": held}  # fmt: skip
         with open(out + ".json", "w", encoding="utf-8") as f:
             json.dump(counts, f)
 
@@ -123,7 +131,7 @@ def drift() -> None:
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode == "train":
-        train(rest[0], rest[1], int(rest[2]), plain=rest[3:] == ["plain"])
+        train(rest[0], rest[1], int(rest[2]), *rest[3:])
     elif mode == "drift":
         drift()
     elif mode == "die":

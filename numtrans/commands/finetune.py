@@ -1,6 +1,7 @@
 """``numtrans pretrain-mlm``, ``finetune``, ``evaluate`` and ``merge-adapter``.
 
     numtrans pretrain-mlm [--data uci_sentiment] [--out DIR] [--max-steps N] [--key=value ...]
+    mpirun -n P numtrans pretrain-mlm ... --ddp [--zero]  (data parallel; numtrans[mpi])
     numtrans finetune --model DIR --task classify|regress --data FILE [--out DIR] [options]
                       [--lora R [--lora-alpha A] [--lora-targets "query value"]]
     mpirun -n P numtrans finetune ... --ddp       (data parallel over P ranks; numtrans[mpi])
@@ -33,6 +34,14 @@ def register(subparsers) -> None:
     m.add_argument("--data", default="uci_sentiment", help="a bundled corpus or a text file")
     m.add_argument("--out", default="runs/mlm", help="where the model directory is written")
     m.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
+    m.add_argument("--ddp", action="store_true",
+                   help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans "
+                   "pretrain-mlm ... --ddp); rank 0 prints and saves")  # fmt: skip
+    m.add_argument(
+        "--zero",
+        action="store_true",
+        help="with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)",
+    )
     m.set_defaults(func=pretrain_mlm_command)
 
     f = subparsers.add_parser(
@@ -66,6 +75,8 @@ def register(subparsers) -> None:
     f.add_argument("--ddp", action="store_true",
                    help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans finetune "
                    "... --ddp; pip install 'numtrans[mpi]'); rank 0 prints and saves")  # fmt: skip
+    f.add_argument("--zero", action="store_true",
+                   help="with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)")  # fmt: skip
     f.set_defaults(func=finetune_command)
 
     e = subparsers.add_parser(
@@ -129,7 +140,26 @@ def pretrain_mlm_command(args, extra: list[str]) -> int:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
-    pretrain_mlm(corpus_texts(args.data), MLMConfig(**values), out_dir=args.out)
+    cfg = MLMConfig(**values)
+    if args.zero and not args.ddp:
+        raise ValueError("--zero shards the optimiser over data-parallel ranks: it needs --ddp "
+                         "(mpirun -n 2 numtrans pretrain-mlm ... --ddp --zero)")  # fmt: skip
+    if not args.ddp:
+        pretrain_mlm(corpus_texts(args.data), cfg, out_dir=args.out)
+        return 0
+    from ..distributed import abort_on_error, check_on_main, check_ranks_fit, init_world
+
+    world = init_world()
+    texts = []
+
+    def check():  # on rank 0: a bad corpus or too many ranks is said once, not once per rank
+        check_ranks_fit(cfg.batch_size, world.size)
+        texts.append(corpus_texts(args.data))
+
+    check_on_main(world, check)
+    with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
+        texts = world.comm.bcast(texts[0] if texts else None, root=0)
+        pretrain_mlm(texts, cfg, out_dir=args.out, world=world, zero=args.zero)
     return 0
 
 
@@ -165,6 +195,11 @@ def finetune_command(args, extra: list[str]) -> int:
             return data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
         return data.split(args.val_fraction, args.seed)
 
+    if args.zero and not args.ddp:
+        raise ValueError(
+            "--zero shards the optimiser over data-parallel ranks: it needs --ddp "
+            "(mpirun -n 2 numtrans finetune ... --ddp --zero)"
+        )
     if not args.ddp:
         train, val = read()
         finetune(args.model, train, cfg, val=val, out_dir=args.out)
@@ -182,7 +217,7 @@ def finetune_command(args, extra: list[str]) -> int:
     with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
         train, val = world.comm.bcast(parts[0] if parts else None, root=0)
         finetune(args.model, train, cfg, val=val, out_dir=args.out if world.is_main else None,
-                 world=world)  # fmt: skip
+                 world=world, zero=args.zero)  # fmt: skip
     return 0
 
 

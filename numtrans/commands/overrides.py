@@ -10,7 +10,10 @@ import ast
 
 
 def parse_overrides(items: list[str]) -> dict:
-    """``--n_layer=6 --dropout 0.1 --top_k=None`` -> {"n_layer": 6, "dropout": 0.1, "top_k": None}."""
+    """``--n_layer=6 --dropout 0.1 --top_k=None`` -> {"n_layer": 6, "dropout": 0.1, "top_k": None}.
+
+    Values are Python literals; ``true`` / ``false`` (any case, as in JSON and config files) are
+    booleans too."""
     out, i = {}, 0
     while i < len(items):
         item = items[i]
@@ -21,6 +24,10 @@ def parse_overrides(items: list[str]) -> dict:
             if i + 1 >= len(items) or items[i + 1].startswith("--"):
                 raise ValueError(f"setting --{key} needs a value (--{key}=VALUE)")
             value, i = items[i + 1], i + 1
+        if value.lower() in ("true", "false"):
+            out[key.replace("-", "_")] = value.lower() == "true"
+            i += 1
+            continue
         try:
             out[key.replace("-", "_")] = ast.literal_eval(value)
         except (ValueError, SyntaxError):

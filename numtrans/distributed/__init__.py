@@ -14,6 +14,8 @@ update on every rank, so the copies never drift apart. The pieces, one file each
 * ``state.py``   rank 0's parameters broadcast at the start; a hash of parameters + optimiser
                  state compared across ranks at the start and at every checkpoint
 * ``trainer.py`` ``DistributedTrainer``: ``Trainer`` with the data-parallel step
+* ``zero.py``    ZeRO-1 (``DistributedTrainer(..., zero=True)``, ``ddp_zero=true``): each rank
+                 keeps the optimiser state of its own parameters only, then all-gathers them
 
 ``numtrans pretrain --ddp`` (``numtrans.recipes.pretrain``) puts them together; rank 0 alone
 logs and writes. Install with ``pip install 'numtrans[mpi]'``. Importing this package does not
@@ -43,10 +45,12 @@ from .world import (
     require_mpi,
     self_world,
 )
+from .zero import ZeroRedundancyOptimizer, partition_parameters
 
 __all__ = [
     "DistributedError",
     "DistributedTrainer",
+    "ZeroRedundancyOptimizer",
     "ShardBatcher",
     "batch_rows",
     "GradientBuckets",
@@ -62,6 +66,7 @@ __all__ = [
     "init_world",
     "launched_by_mpirun",
     "launcher_rank",
+    "partition_parameters",
     "rank_seed",
     "require_mpi",
     "self_world",

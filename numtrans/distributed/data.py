@@ -21,9 +21,11 @@ smaller than the batch, has ``N`` rows that ``P`` may not divide. Rank r then ke
 ``N r // P .. N (r + 1) // P - 1`` (sizes differ by at most one; a rank may get none), and
 ``ShardBatcher.global_rows`` remembers ``N``, from which ``DistributedTrainer`` weights rank r's
 mean loss by ``n_r P / N``: the average over ranks of the weighted gradients is
-``sum_r n_r g_r / N``, the gradient of the global batch's mean, as in one process. (A loss that
-is a mean over tokens rather than rows would need token counts instead; the row weighting is
-exact for one target per row, or the same number of targets in every row.)
+``sum_r n_r g_r / N``, the gradient of the global batch's mean, as in one process. A loss that
+is a mean over tokens rather than rows (masked LM: the masked positions) counts those instead:
+``ShardBatcher(count=fn)`` with ``fn(batch)`` the number of terms the loss averages, and the
+weight becomes ``m_r P / M`` for the shard's ``m_r`` of the batch's ``M`` terms. (Rows are the
+default, exact for one target per row or the same number of targets in every row.)
 """
 
 from __future__ import annotations
@@ -83,18 +85,24 @@ def shard_rows(batch, rank: int, world_size: int, even: bool = True):
 class ShardBatcher:
     """``get_batch(split, rng)`` (which returns the global batch) wrapped to return this rank's
     rows. The ``rng`` advances exactly as it would in one process; ``global_rows`` is the row
-    count of the last global batch (what ``DistributedTrainer`` weights uneven shards by)."""
+    count of the last global batch, ``global_count`` its ``count(batch)`` (rows unless told: what
+    ``DistributedTrainer`` weights uneven shards by, with ``count`` applied to the shard)."""
 
-    def __init__(self, get_batch: Callable, rank: int, world_size: int, even: bool = True):
+    def __init__(self, get_batch: Callable, rank: int, world_size: int, even: bool = True,
+                 count: Callable = batch_rows):  # fmt: skip
         self.get_batch, self.rank, self.world_size, self.even = get_batch, rank, world_size, even
+        self.count = count
         self.global_rows: int | None = None
+        self.global_count: int | None = None
 
     def __call__(self, split: str, rng):
         batch = self.get_batch(split, rng)
-        self.global_rows = batch_rows(batch)
+        self.global_rows, self.global_count = batch_rows(batch), self.count(batch)
         return shard_rows(batch, self.rank, self.world_size, self.even)
 
 
-def shard_batcher(get_batch: Callable, rank: int, world_size: int, even: bool = True):
-    """``ShardBatcher(get_batch, rank, world_size, even)``: this rank's rows of every batch."""
-    return ShardBatcher(get_batch, rank, world_size, even)
+def shard_batcher(get_batch: Callable, rank: int, world_size: int, even: bool = True,
+                  count: Callable = batch_rows):  # fmt: skip
+    """``ShardBatcher(get_batch, rank, world_size, even, count)``: this rank's rows of every
+    batch."""
+    return ShardBatcher(get_batch, rank, world_size, even, count)

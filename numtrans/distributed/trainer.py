@@ -39,6 +39,7 @@ from .data import batch_rows
 from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, state_digest
 from .world import World, check_on_main
+from .zero import ZeroRedundancyOptimizer
 
 
 def rank_seed(seed: int, step: int, rank: int) -> int:
@@ -57,11 +58,14 @@ class DistributedTrainer(Trainer):
 
     world: World | None = None
     bucket_mb: float = 25.0
+    zero: bool = False  # ZeRO-1: shard the optimiser state across the ranks (zero.py)
 
     def __post_init__(self):
         super().__post_init__()
         if self.world is None:
             raise ValueError("DistributedTrainer needs world=World(comm)")
+        if self.zero and not isinstance(self.optimizer, ZeroRedundancyOptimizer):
+            self.optimizer = ZeroRedundancyOptimizer.from_optimizer(self.optimizer, self.world.comm)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
         self.header_seconds = 0.0  # time in the small per-step Allreduce (loss, presence)
@@ -73,7 +77,16 @@ class DistributedTrainer(Trainer):
         self.check_same_state(where)
 
     def check_same_state(self, where: str) -> None:
-        check_same_state(self.world.comm, state_digest(self.model, self.optimizer), where)
+        # with ZeRO-1 each rank holds a different shard of the optimiser state by design: the
+        # hash then covers the parameters, buffers and the (replicated) hyperparameters
+        sharded = isinstance(self.optimizer, ZeroRedundancyOptimizer)
+        digest = state_digest(self.model, None if sharded else self.optimizer)
+        if sharded:
+            groups = [
+                {k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups
+            ]
+            digest += repr(groups)
+        check_same_state(self.world.comm, digest, where)
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, int]:
@@ -122,12 +135,14 @@ class DistributedTrainer(Trainer):
         return float(mean_loss), tokens * size
 
     def shard_weight(self, batch) -> float:
-        """``n_r P / N`` for this rank's ``n_r`` rows of a global batch of ``N`` (data.py): 1.0
-        for equal shards, and whenever ``get_batch`` does not say the global batch's size."""
-        total = getattr(self.get_batch, "global_rows", None)
+        """``n_r P / N`` for this rank's ``n_r`` of the global batch's ``N`` rows, or of the terms
+        its loss averages (``ShardBatcher.count``, data.py): 1.0 for equal shards, and whenever
+        ``get_batch`` does not say the global batch's size."""
+        total = getattr(self.get_batch, "global_count", None)
         if not total:
             return 1.0
-        return batch_rows(batch) * self.world.size / total
+        count = getattr(self.get_batch, "count", batch_rows)
+        return count(batch) * self.world.size / total
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self) -> float:
@@ -154,8 +169,9 @@ class DistributedTrainer(Trainer):
 
         comm, main = self.world.comm, self.world.is_main
         header = None
-        if main:
-            arrays, meta = optimizer_state_to_flat(self.optimizer.state_dict())
+        if main:  # (with ZeRO-1, the full state rank 0 read: its own shard alone is kept)
+            full = self.__dict__.pop("_read_optimizer_state", None) or self.optimizer.state_dict()
+            arrays, meta = optimizer_state_to_flat(full)
             header = {
                 "optimizer": meta,
                 "arrays": {k: (v.shape, v.dtype.str) for k, v in arrays.items()},
@@ -176,6 +192,7 @@ class DistributedTrainer(Trainer):
             comm.Bcast(arrays[name], root=0)
         if main:
             return
+        # (ZeroRedundancyOptimizer.load_state_dict keeps this rank's shard of it)
         self.optimizer.load_state_dict(optimizer_state_from_flat(arrays, header["optimizer"]))
         if self.scheduler is not None and header["scheduler"] is not None:
             self.scheduler.load_state_dict(header["scheduler"])
@@ -184,9 +201,17 @@ class DistributedTrainer(Trainer):
         self.rng.bit_generator.state = rng
         nt_random.set_rng_state(global_rng)
 
+    def _load_optimizer_state(self, state_dict: dict) -> None:
+        if isinstance(self.optimizer, ZeroRedundancyOptimizer):  # rank 0 passes it on in full
+            self._read_optimizer_state = state_dict
+        self.optimizer.load_state_dict(state_dict)
+
     def save_checkpoint(self):
-        """Check that the ranks agree, then rank 0 alone writes (the others return None)."""
+        """Check that the ranks agree, then rank 0 alone writes (the others return None); with
+        ZeRO-1 the shards are gathered on rank 0 first, so the file is a plain checkpoint."""
         self.check_same_state(f"before the step-{self.step} checkpoint")
+        if isinstance(self.optimizer, ZeroRedundancyOptimizer):
+            self.optimizer.consolidate_state_dict(to=0)
         if self.world.is_main:
             return super().save_checkpoint()
         return None

@@ -225,13 +225,14 @@ def finetune(
     out_dir: str | None = None,
     say=print,
     world=None,
+    zero: bool = False,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``train``; report on ``val``; save to ``out_dir``.
 
     ``world`` (``numtrans.distributed.init_world()``, under ``mpirun -n P``): data parallel. Each
     rank trains on its rows of every global batch of ``batch_size`` (a short last batch splits
     unevenly, weighted by rows: ``numtrans.distributed.data``); rank 0 alone prints, evaluates
-    and saves."""
+    and saves. ``zero``: shard AdamW's state over the ranks (ZeRO-1, ``distributed/zero.py``)."""
     main = world is None or world.is_main
     if not main:
         say = _quiet
@@ -287,7 +288,7 @@ def finetune(
         say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}")
         trainer = DistributedTrainer(
             model, optimizer, shard_batcher(get_batch, world.rank, world.size, even=False),
-            train_cfg, scheduler=scheduler, loss_fn=loss_fn, world=world,
+            train_cfg, scheduler=scheduler, loss_fn=loss_fn, world=world, zero=zero,
         )  # fmt: skip
         trainer.synchronize()  # rank 0's new head everywhere, then the state hashes compared
     if main:

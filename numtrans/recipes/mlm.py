@@ -11,10 +11,18 @@ as ``tinyshakespeare``: its non-empty lines) or a list of strings.
 A note on expectations: BERT read 3.3 billion words; a few thousand sentences teach a small
 model common words and short-range syntax, not much meaning. That is the point of comparing it
 with a real pretrained model (``benchmarks/sentiment.py``).
+
+Data parallel (``mpirun -n P numtrans pretrain-mlm --ddp``, ``pretrain_mlm(..., world=...)``):
+rank 0 learns the vocabulary and encodes the texts once and sends them to the others; every rank
+draws and masks the same global batch and keeps its rows. The loss is a mean over the *masked
+tokens*, whose count differs between shards, so each rank's loss is weighted by its share of
+the batch's masked tokens (``ShardBatcher(count=masked_tokens)``): the averaged gradient is then
+exactly the one-process gradient of the whole batch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -131,15 +139,30 @@ def build_mlm(cfg: MLMConfig, vocab_size: int):
     )
 
 
-def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print) -> dict:
-    """Learn a WordPiece vocabulary and a ``BertForMaskedLM`` on ``texts``; save to ``out_dir``."""
+def masked_tokens(batch: dict) -> int:
+    """The positions an MLM batch's loss averages over (labels other than -100)."""
+    return int(np.count_nonzero(batch["labels"] != -100))
+
+
+def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print,
+                 world=None, zero: bool = False) -> dict:  # fmt: skip
+    """Learn a WordPiece vocabulary and a ``BertForMaskedLM`` on ``texts``; save to ``out_dir``.
+
+    ``world`` (``numtrans.distributed.init_world()`` under ``mpirun -n P``): data parallel, rank 0
+    alone prints and saves; ``zero``: with the optimiser state sharded (ZeRO-1)."""
     cfg = cfg or MLMConfig()
+    main = world is None or world.is_main
+    if not main:
+        say, out_dir = (lambda *a, **k: None), None
     if out_dir is not None:
         check_output_dir(str(out_dir))  # before training, not after it
     if len(texts) < 20:
         raise ValueError(f"MLM pretraining needs at least 20 texts, got {len(texts)}")
-    tokenizer = WordPieceTokenizer.train(texts, cfg.vocab_size)
-    ids = encode_texts(tokenizer, texts, cfg.max_length)
+    if main:
+        tokenizer = WordPieceTokenizer.train(texts, cfg.vocab_size)
+        ids = encode_texts(tokenizer, texts, cfg.max_length)
+    if world is not None:  # one vocabulary for all: rank 0's, sent to the others
+        tokenizer, ids = world.comm.bcast((tokenizer, ids) if main else None, root=0)
     train_ids, val_ids = random_split(ids, cfg.val_fraction, seed=cfg.seed)
     manual_seed(cfg.seed)
     model = build_mlm(cfg, tokenizer.vocab_size)
@@ -164,12 +187,26 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     optimizer = AdamW(groups, lr=cfg.lr)
     warmup = min(cfg.warmup_steps, cfg.max_steps // 10)  # short runs warm up for 10%
     scheduler = WarmupCosineLR(optimizer, warmup, cfg.max_steps, min_lr=cfg.min_lr)
-    trainer = Trainer(
-        model, optimizer, get_batch,
-        TrainConfig.from_job(cfg),
-        scheduler=scheduler, loss_fn=lambda m, batch: m(**batch).loss,
-    )  # fmt: skip
-    history = trainer.train()
+    loss_fn = lambda m, batch: m(**batch).loss  # noqa: E731
+    if world is None:
+        trainer = Trainer(model, optimizer, get_batch, TrainConfig.from_job(cfg),
+                          scheduler=scheduler, loss_fn=loss_fn)  # fmt: skip
+    else:
+        from ..distributed import DistributedTrainer, check_ranks_fit, shard_batcher
+
+        check_ranks_fit(cfg.batch_size, world.size)
+        say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}, "
+            "weighted by masked tokens" + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
+        shards = shard_batcher(get_batch, world.rank, world.size, even=False, count=masked_tokens)
+        trainer = DistributedTrainer(model, optimizer, shards, TrainConfig.from_job(cfg),
+                                     scheduler=scheduler, loss_fn=loss_fn, world=world,
+                                     zero=zero)  # fmt: skip
+        trainer.synchronize()
+    with contextlib.ExitStack() as stack:
+        if not main:  # the others' loop prints nothing (rank 0 logs for the job)
+            devnull = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
+            stack.enter_context(contextlib.redirect_stdout(devnull))
+        history = trainer.train()
     model.eval()
     say(
         f"MLM validation loss {trainer.best_val:.4f} (best); ln(vocab) = {np.log(tokenizer.vocab_size):.2f}"

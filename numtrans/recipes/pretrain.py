@@ -48,6 +48,7 @@ from ..training.pretrain_data import (
 from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
+    BOOL,
     FRACTION,
     NONNEG_FLOAT,
     NONNEG_INT,
@@ -99,6 +100,7 @@ class PretrainConfig:
     # data parallel (``run(..., ddp=True)``, ``mpirun -n P numtrans pretrain --ddp``): batch_size is
     # the global batch, split over the P ranks; gradients travel in buckets of this many MB
     ddp_bucket_mb: float = 25.0
+    ddp_zero: bool = False  # ZeRO-1: each rank keeps 1/P of AdamW's moments (distributed/zero.py)
     # the sample printed at the end
     sample_tokens: int = 300
     temperature: float = 0.8
@@ -185,6 +187,7 @@ _RULES = {
     "sample_tokens": NONNEG_INT,
     "temperature": POSITIVE_FLOAT,
     "ddp_bucket_mb": POSITIVE_FLOAT,
+    "ddp_zero": BOOL,
     "seed": ANY_INT,
     "data": TEXT,
     "out_dir": TEXT,
@@ -243,6 +246,11 @@ def run(
     that ``mpirun`` started (``numtrans.distributed``): ``batch_size`` is the global batch, each
     rank trains on its ``batch_size / P`` rows, and rank 0 alone prints and writes files."""
     if not ddp:
+        if cfg.ddp_zero:
+            raise ValueError(
+                "ddp_zero=true shards the optimiser over data-parallel ranks: it "
+                "needs --ddp under mpirun (mpirun -n 2 numtrans pretrain --ddp ...)"
+            )
         check_start(cfg, resume, overwrite, force)
         return _run(cfg, resume, say, force, world=None)
 
@@ -299,11 +307,12 @@ def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
                           extra_state=extra)  # fmt: skip
     else:
         say(f"data parallel: {world.size} ranks x {cfg.batch_size // world.size} rows of the "
-            f"global batch of {cfg.batch_size}")  # fmt: skip
+            f"global batch of {cfg.batch_size}"
+            + (", optimiser state sharded (ZeRO-1)" if cfg.ddp_zero else ""))  # fmt: skip
         trainer = DistributedTrainer(
             model, optimizer, shard_batcher(get_batch, world.rank, world.size), train_cfg,
             scheduler=scheduler, extra_state={**extra, "world_size": world.size},
-            world=world, bucket_mb=cfg.ddp_bucket_mb,
+            world=world, bucket_mb=cfg.ddp_bucket_mb, zero=cfg.ddp_zero,
         )  # fmt: skip
     # what a killed earlier run of this directory left half-written (temp files, a checkpoint
     # directory being written) is removed first: it is never a valid state to continue from

@@ -291,7 +291,7 @@ class Trainer:
         if check_state is not None:
             check_state(state)
         self.model.load_state_dict(model_state)
-        self.optimizer.load_state_dict(optimizer_state_from_flat(opt_arrays, state["optimizer"]))
+        self._load_optimizer_state(optimizer_state_from_flat(opt_arrays, state["optimizer"]))
         if self.scheduler is not None and state.get("scheduler") is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
@@ -300,6 +300,10 @@ class Trainer:
         self.history = state["history"]
         self.best_val = float(state["best_val"])
         self._bad_evals = int(state["bad_evals"])
+
+    def _load_optimizer_state(self, state_dict: dict) -> None:
+        """(A hook: ``DistributedTrainer`` keeps the full state read here to pass it on.)"""
+        self.optimizer.load_state_dict(state_dict)
 
 
 def _jsonable(obj):
