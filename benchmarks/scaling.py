@@ -25,6 +25,8 @@ Each implementation runs in its own subprocess per axis (numtrans, then PyTorch 
 installed, alternating axis by axis; without torch its columns read "-"), at ``--threads``
 threads, ``--warmup`` untimed steps and the median of ``--steps`` timed ones per point. The
 process's CPU time is printed beside the wall time: on a shared machine it is the steadier.
+Both workers keep freed memory mapped (``numtrans.allocator.keep_freed_memory``, as numtrans's
+trainer does and ``train_step.py`` does for both by default).
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/scaling.py --threads 1 \\
         [--quick] [--plot scaling.png] [--sweeps width,depth,block] [--dry-run] [--no-torch]
@@ -141,6 +143,9 @@ def worker(args) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    else:  # numtrans first, as the `numtrans` command imports it (train_step.py says why)
+        import numtrans  # noqa: F401
+    ts.apply_malloc(argparse.Namespace(malloc="keep"))  # both workers, as in train_step.py
     limiter = ts.limit_blas(args.threads)
     for point in json.loads(args.points):
         wall, cpu = time_point(args.worker, point, args)
