@@ -59,13 +59,30 @@ struct AttentionProblem {
   }
 };
 
-// Outputs are C-contiguous arrays allocated by the caller:
-//   forward:  out (B, H, N, Dv), lse (B, H, N)
+// A writable strided 4-D view (B, H, rows, cols) whose rows are contiguous (column stride 1):
+// an output. The caller chooses the layout: C-contiguous (B, H, rows, cols), or e.g. the
+// transposed view of a (B, rows, H, cols) buffer, so that merging the heads back into
+// (B, rows, H * cols) afterwards needs no copy (numtrans/native/attention.py, ``out_like``).
+template <typename T>
+struct OutView4 {
+  T* data = nullptr;
+  std::int64_t s0 = 0, s1 = 0, s2 = 0;  // strides of b, h, row
+  T* row(std::int64_t b, std::int64_t h, std::int64_t i) const {
+    return data + (b * s0 + h * s1 + i * s2);
+  }
+};
+template <typename T>
+OutView4<T> contiguous4(T* data, std::int64_t H, std::int64_t rows, std::int64_t cols) {
+  return OutView4<T>{data, H * rows * cols, rows * cols, cols};
+}
+
+// Outputs are arrays allocated by the caller, in any layout with contiguous rows (OutView4):
+//   forward:  out (B, H, N, Dv), lse (B, H, N) (C-contiguous)
 //   backward: dq (B, H, N, D), dk (B, H, M, D), dv (B, H, M, Dv); every entry is written.
 // The backward also reads dout (B, H, N, Dv) and out (any strides) and lse (contiguous).
 template <typename T>
 struct ForwardResult {
-  T* out;
+  OutView4<T> out;
   T* lse;
 };
 template <typename T>
@@ -75,9 +92,7 @@ struct BackwardInput {
 };
 template <typename T>
 struct BackwardResult {
-  T* dq;
-  T* dk;
-  T* dv;
+  OutView4<T> dq, dk, dv;
 };
 
 // The plain scalar version (attention_reference.cpp): short, obviously correct, slow.

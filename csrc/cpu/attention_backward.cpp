@@ -67,10 +67,12 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
 #endif
     for (i64 bh = 0; bh < heads; ++bh) {
       const i64 b = bh / p.H, h = bh % p.H;
-      T* dk = r.dk + bh * p.M * p.D;
-      T* dv = r.dv + bh * p.M * p.Dv;
-      for (i64 x = 0; x < p.M * p.D; ++x) dk[x] = T(0);
-      for (i64 x = 0; x < p.M * p.Dv; ++x) dv[x] = T(0);
+      T* dk = r.dk.row(b, h, 0);  // rows r.dk.s2 apart (the caller's layout)
+      T* dv = r.dv.row(b, h, 0);
+      for (i64 j = 0; j < p.M; ++j) {
+        for (i64 d = 0; d < p.D; ++d) dk[j * r.dk.s2 + d] = T(0);
+        for (i64 d = 0; d < p.Dv; ++d) dv[j * r.dv.s2 + d] = T(0);
+      }
 
       for (i64 i0 = 0; i0 < p.N; i0 += bq) {
         const i64 rows = min64(bq, p.N - i0);
@@ -110,14 +112,14 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
             for (i64 c = 0; c < bq_pad; c += W)
               store(st + jj * bq_pad + c, vexp<T>(load(st + jj * bq_pad + c) - load(lse + c)));
 
-          gemm(cols, p.Dv, rows, st, bq_pad, 1, dout_rows, Dv_pad, dv + j0 * p.Dv, p.Dv, true);  // dv_j
+          gemm(cols, p.Dv, rows, st, bq_pad, 1, dout_rows, Dv_pad, dv + j0 * r.dv.s2, r.dv.s2, true);  // dv_j
           gemm(cols, bq_pad, p.Dv, p.v.row(b, h, j0), p.v.s2, p.v.s3, dout_t, bq_pad, dpt, bq_pad, false);
           for (i64 jj = 0; jj < cols; ++jj)
             for (i64 c = 0; c < bq_pad; c += W) {
               T* x = dpt + jj * bq_pad + c;
               store(x, load(st + jj * bq_pad + c) * (load(x) - load(delta + c)));
             }
-          gemm(cols, p.D, rows, dpt, bq_pad, 1, qr, D_pad, dk + j0 * p.D, p.D, true);  // dk_j
+          gemm(cols, p.D, rows, dpt, bq_pad, 1, qr, D_pad, dk + j0 * r.dk.s2, r.dk.s2, true);  // dk_j
 
           const T* kr = kb;  // dq needs k_j as a packed right operand
           i64 ldk = p.k.s2;
@@ -129,9 +131,10 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
           }
           gemm(rows, D_pad, cols, dpt, 1, bq_pad, kr, ldk, dq_acc, D_pad, true);
         }
-        for (i64 ii = 0; ii < rows; ++ii)
-          for (i64 d = 0; d < p.D; ++d)
-            r.dq[(bh * p.N + i0 + ii) * p.D + d] = p.scale * dq_acc[ii * D_pad + d];
+        for (i64 ii = 0; ii < rows; ++ii) {
+          T* dq = r.dq.row(b, h, i0 + ii);
+          for (i64 d = 0; d < p.D; ++d) dq[d] = p.scale * dq_acc[ii * D_pad + d];
+        }
       }
     }
   }

@@ -121,7 +121,8 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
       for (i64 ii = 0; ii < rows; ++ii) {
         const i64 row = bh * p.N + i0 + ii;
         const T inv = l[ii] == T(0) ? T(0) : T(1) / l[ii];  // l = 0: no visible key
-        for (i64 d = 0; d < p.Dv; ++d) r.out[row * p.Dv + d] = o[ii * Dv_pad + d] * inv;
+        T* out = r.out.row(b, h, i0 + ii);
+        for (i64 d = 0; d < p.Dv; ++d) out[d] = o[ii * Dv_pad + d] * inv;
         r.lse[row] = l[ii] == T(0) ? neg_inf : m[ii] + std::log(l[ii]);  // NaN stays NaN
       }
     }

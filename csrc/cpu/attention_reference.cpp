@@ -70,7 +70,7 @@ void attention_forward_reference(const AttentionProblem<T>& p, ForwardResult<T> 
         l += w;
         for (std::int64_t d = 0; d < p.Dv; ++d) acc[d] += w * vj[d * p.v.s3];
       }
-      T* o = r.out + row * p.Dv;
+      T* o = r.out.row(b, h, i);
       for (std::int64_t d = 0; d < p.Dv; ++d) o[d] = l == T(0) ? T(0) : acc[d] / l;
       r.lse[row] = l == T(0) ? neg_inf : m + std::log(l);
     }
@@ -87,12 +87,12 @@ void attention_backward_reference(const AttentionProblem<T>& p, const BackwardIn
 #endif
   for (std::int64_t bh = 0; bh < heads; ++bh) {
     const std::int64_t b = bh / p.H, h = bh % p.H;
-    T* dq = r.dq + bh * p.N * p.D;
-    T* dk = r.dk + bh * p.M * p.D;
-    T* dv = r.dv + bh * p.M * p.Dv;
-    for (std::int64_t x = 0; x < p.N * p.D; ++x) dq[x] = T(0);
-    for (std::int64_t x = 0; x < p.M * p.D; ++x) dk[x] = T(0);
-    for (std::int64_t x = 0; x < p.M * p.Dv; ++x) dv[x] = T(0);
+    for (std::int64_t i = 0; i < p.N; ++i)
+      for (std::int64_t d = 0; d < p.D; ++d) r.dq.row(b, h, i)[d] = T(0);
+    for (std::int64_t j = 0; j < p.M; ++j) {
+      for (std::int64_t d = 0; d < p.D; ++d) r.dk.row(b, h, j)[d] = T(0);
+      for (std::int64_t d = 0; d < p.Dv; ++d) r.dv.row(b, h, j)[d] = T(0);
+    }
     for (std::int64_t i = 0; i < p.N; ++i) {
       const T lse = g.lse[bh * p.N + i];
       if (lse == neg_inf) continue;  // a fully masked row: P = 0, so no gradient flows
@@ -108,10 +108,11 @@ void attention_backward_reference(const AttentionProblem<T>& p, const BackwardIn
         if (pij == T(0)) continue;
         const T dp = dot(doi, g.dout.s3, vj, p.v.s3, p.Dv);
         const T ds = pij * (dp - Di) * p.scale;
-        for (std::int64_t d = 0; d < p.Dv; ++d) dv[j * p.Dv + d] += pij * doi[d * g.dout.s3];
+        T *dqi = r.dq.row(b, h, i), *dkj = r.dk.row(b, h, j), *dvj = r.dv.row(b, h, j);
+        for (std::int64_t d = 0; d < p.Dv; ++d) dvj[d] += pij * doi[d * g.dout.s3];
         for (std::int64_t d = 0; d < p.D; ++d) {
-          dq[i * p.D + d] += ds * kj[d * p.k.s3];
-          dk[j * p.D + d] += ds * qi[d * p.q.s3];
+          dqi[d] += ds * kj[d * p.k.s3];
+          dkj[d] += ds * qi[d * p.q.s3];
         }
       }
     }

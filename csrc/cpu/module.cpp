@@ -97,14 +97,46 @@ static numtrans::AttentionProblem<T> make_problem(const py::array& q, const py::
   return p;
 }
 
+// An output: the caller's array `given` (any layout whose rows are contiguous, e.g. the
+// transposed view of a (B, rows, H, cols) buffer), or a new C-contiguous one when it is None.
+template <typename T>
+static numtrans::OutView4<T> out_view(const py::object& given, py::array& holder,
+                                      const char* name, std::int64_t B, std::int64_t H,
+                                      std::int64_t rows, std::int64_t cols) {
+  if (given.is_none()) {
+    py::array_t<T> a({B, H, rows, cols});
+    holder = a;
+    return numtrans::contiguous4<T>(a.mutable_data(), H, rows, cols);
+  }
+  holder = given.cast<py::array>();
+  if (holder.ndim() != 4 || !holder.dtype().is(py::dtype::of<T>()))
+    throw std::invalid_argument(std::string(name) + ": expected a 4-D array of q's dtype");
+  expect_shape(holder, name, B, H, rows, cols);
+  if (!holder.writeable()) throw std::invalid_argument(std::string(name) + ": not writeable");
+  numtrans::OutView4<T> o;
+  o.data = static_cast<T*>(holder.mutable_data());
+  std::int64_t* s[3] = {&o.s0, &o.s1, &o.s2};
+  const auto size = static_cast<py::ssize_t>(sizeof(T));
+  for (int d = 0; d < 4; ++d) {
+    const py::ssize_t stride = holder.strides(d);
+    if (stride % size != 0 || stride < 0)
+      throw std::invalid_argument(std::string(name) + ": strides must be whole, >= 0 elements");
+    if (d < 3) *s[d] = holder.shape(d) == 1 ? 0 : stride / size;
+    else if (cols > 1 && stride != size)
+      throw std::invalid_argument(std::string(name) + ": rows must be contiguous");
+  }
+  return o;
+}
+
 template <typename T>
 static py::tuple forward_t(const py::array& q, const py::array& k, const py::array& v,
                            const py::object& mask, bool causal, double scale,
-                           const std::string& isa, bool reference) {
+                           const std::string& isa, bool reference, const py::object& out_arg) {
   const auto p = make_problem<T>(q, k, v, mask, causal, scale);
-  py::array_t<T> out({p.B, p.H, p.N, p.Dv});
+  py::array out;
   py::array_t<T> lse({p.B, p.H, p.N});
-  numtrans::ForwardResult<T> r{out.mutable_data(), lse.mutable_data()};
+  numtrans::ForwardResult<T> r{out_view<T>(out_arg, out, "out", p.B, p.H, p.N, p.Dv),
+                               lse.mutable_data()};
   std::string used = "reference";
   {
     py::gil_scoped_release release;
@@ -120,7 +152,8 @@ template <typename T>
 static py::tuple backward_t(const py::array& dout, const py::array& q, const py::array& k,
                             const py::array& v, const py::array& out, const py::array& lse,
                             const py::object& mask, bool causal, double scale,
-                            const std::string& isa, bool reference) {
+                            const std::string& isa, bool reference, const py::object& dq_arg,
+                            const py::object& dk_arg, const py::object& dv_arg) {
   const auto p = make_problem<T>(q, k, v, mask, causal, scale);
   numtrans::BackwardInput<T> g;
   g.dout = view4<T>(dout, "grad_out");
@@ -132,8 +165,10 @@ static py::tuple backward_t(const py::array& dout, const py::array& q, const py:
       lse_c.shape(2) != p.N)
     throw std::invalid_argument("lse: expected shape (B, H, N) and the dtype of q");
   g.lse = lse_c.data();
-  py::array_t<T> dq({p.B, p.H, p.N, p.D}), dk({p.B, p.H, p.M, p.D}), dv({p.B, p.H, p.M, p.Dv});
-  numtrans::BackwardResult<T> r{dq.mutable_data(), dk.mutable_data(), dv.mutable_data()};
+  py::array dq, dk, dv;
+  numtrans::BackwardResult<T> r{out_view<T>(dq_arg, dq, "dq", p.B, p.H, p.N, p.D),
+                                out_view<T>(dk_arg, dk, "dk", p.B, p.H, p.M, p.D),
+                                out_view<T>(dv_arg, dv, "dv", p.B, p.H, p.M, p.Dv)};
   std::string used = "reference";
   {
     py::gil_scoped_release release;
@@ -153,18 +188,22 @@ static bool is_float64(const py::array& q) {
 
 static py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
                                    const py::object& mask, bool causal, double scale,
-                                   const std::string& isa, bool reference) {
-  return is_float64(q) ? forward_t<double>(q, k, v, mask, causal, scale, isa, reference)
-                       : forward_t<float>(q, k, v, mask, causal, scale, isa, reference);
+                                   const std::string& isa, bool reference,
+                                   const py::object& out) {
+  return is_float64(q) ? forward_t<double>(q, k, v, mask, causal, scale, isa, reference, out)
+                       : forward_t<float>(q, k, v, mask, causal, scale, isa, reference, out);
 }
 
 static py::tuple attention_backward(const py::array& dout, const py::array& q,
                                     const py::array& k, const py::array& v, const py::array& out,
                                     const py::array& lse, const py::object& mask, bool causal,
-                                    double scale, const std::string& isa, bool reference) {
-  return is_float64(q)
-             ? backward_t<double>(dout, q, k, v, out, lse, mask, causal, scale, isa, reference)
-             : backward_t<float>(dout, q, k, v, out, lse, mask, causal, scale, isa, reference);
+                                    double scale, const std::string& isa, bool reference,
+                                    const py::object& dq, const py::object& dk,
+                                    const py::object& dv) {
+  return is_float64(q) ? backward_t<double>(dout, q, k, v, out, lse, mask, causal, scale, isa,
+                                            reference, dq, dk, dv)
+                       : backward_t<float>(dout, q, k, v, out, lse, mask, causal, scale, isa,
+                                           reference, dq, dk, dv);
 }
 
 static int get_num_threads() {
@@ -191,13 +230,15 @@ PYBIND11_MODULE(_cpu, m) {
   register_layers(m);
   m.def("attention_forward", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("mask"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "",
-        py::arg("reference") = false,
+        py::arg("reference") = false, py::arg("out") = py::none(),
         "Fused attention forward -> (out (B,H,N,Dv), lse (B,H,N), isa used). Inputs are "
-        "validated by numtrans.native.attention; the mask is pre-broadcast to (B,H,N,M).");
+        "validated by numtrans.native.attention; the mask is pre-broadcast to (B,H,N,M). "
+        "`out`: an array to write into (any layout with contiguous rows), else a new one.");
   m.def("attention_backward", &attention_backward, py::arg("grad_out"), py::arg("q"),
         py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask"),
         py::arg("causal"), py::arg("scale"), py::arg("isa") = "", py::arg("reference") = false,
-        "Fused attention backward -> (dq, dk, dv, isa used).");
+        py::arg("dq") = py::none(), py::arg("dk") = py::none(), py::arg("dv") = py::none(),
+        "Fused attention backward -> (dq, dk, dv, isa used); dq, dk, dv as `out` above.");
   m.def("attention_isas", &numtrans::attention_isas,
         "Instruction sets of the fast attention kernels usable on this CPU, best first.");
   m.def("get_num_threads", &get_num_threads);

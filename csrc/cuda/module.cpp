@@ -306,21 +306,35 @@ static bool is_float64(const py::array& q) {
   throw std::invalid_argument("attention: q must be float32 or float64");
 }
 
+// `out` / `dq`, `dk`, `dv` (as in numtrans._cpu): arrays to return the results in. The results
+// come back from the GPU contiguous; they are then copied into the given arrays on the host.
+static py::object into(const py::object& given, const py::object& result) {
+  if (given.is_none()) return result;
+  given.attr("__setitem__")(py::ellipsis(), result);
+  return given;
+}
+
 static py::tuple attention_forward(const py::array& q, const py::array& k, const py::array& v,
                                    const py::object& mask, bool causal, double scale,
-                                   const std::string& isa, bool reference) {
+                                   const std::string& isa, bool reference,
+                                   const py::object& out) {
   deterministic_variant(isa, reference);  // validates; the forward is always deterministic
-  return is_float64(q) ? forward_numpy<double>(q, k, v, mask, causal, scale)
-                       : forward_numpy<float>(q, k, v, mask, causal, scale);
+  py::tuple r = is_float64(q) ? forward_numpy<double>(q, k, v, mask, causal, scale)
+                              : forward_numpy<float>(q, k, v, mask, causal, scale);
+  return py::make_tuple(into(out, r[0]), r[1], r[2]);
 }
 
 static py::tuple attention_backward(const py::array& dout, const py::array& q,
                                     const py::array& k, const py::array& v, const py::array& out,
                                     const py::array& lse, const py::object& mask, bool causal,
-                                    double scale, const std::string& isa, bool reference) {
+                                    double scale, const std::string& isa, bool reference,
+                                    const py::object& dq, const py::object& dk,
+                                    const py::object& dv) {
   const bool det = deterministic_variant(isa, reference);
-  return is_float64(q) ? backward_numpy<double>(dout, q, k, v, out, lse, mask, causal, scale, det)
-                       : backward_numpy<float>(dout, q, k, v, out, lse, mask, causal, scale, det);
+  py::tuple r =
+      is_float64(q) ? backward_numpy<double>(dout, q, k, v, out, lse, mask, causal, scale, det)
+                    : backward_numpy<float>(dout, q, k, v, out, lse, mask, causal, scale, det);
+  return py::make_tuple(into(dq, r[0]), into(dk, r[1]), into(dv, r[2]), r[3]);
 }
 
 // ---------------------------------------------------------------- device pointers in, out --
@@ -494,13 +508,14 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("softmax", &softmax_lastdim<double>, py::arg("x"));
   m.def("attention_forward", &attention_forward, py::arg("q"), py::arg("k"), py::arg("v"),
         py::arg("mask"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "",
-        py::arg("reference") = false,
+        py::arg("reference") = false, py::arg("out") = py::none(),
         "Fused attention forward on NumPy arrays (copied to the GPU and back) -> (out (B,H,N,Dv), "
         "lse (B,H,N), 'cuda'). Same arguments as numtrans._cpu.attention_forward; the mask is "
         "pre-broadcast to (B,H,N,M).");
   m.def("attention_backward", &attention_backward, py::arg("grad_out"), py::arg("q"),
         py::arg("k"), py::arg("v"), py::arg("out"), py::arg("lse"), py::arg("mask"),
         py::arg("causal"), py::arg("scale"), py::arg("isa") = "", py::arg("reference") = false,
+        py::arg("dq") = py::none(), py::arg("dk") = py::none(), py::arg("dv") = py::none(),
         "Fused attention backward on NumPy arrays -> (dq, dk, dv, variant used). isa: '' or "
         "'atomic' (dQ by atomicAdd) or 'deterministic' (bitwise repeatable dQ).");
   m.def("attention_forward_device", &forward_device, py::arg("dtype"), py::arg("shape"),

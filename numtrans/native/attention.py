@@ -18,6 +18,13 @@ Layout: float32 or float64 arrays of any strides (transposed, sliced, negative, 
 read in place, without a copy. Only arrays NumPy itself calls unaligned, or whose strides are
 not whole elements, are copied first.
 
+Outputs: ``out=`` (forward) and ``dq=``, ``dk=``, ``dv=`` (backward) take arrays to write the
+results into, in any layout whose rows are contiguous. ``empty_like_heads(x, shape)`` makes one
+in the memory order of ``x``: when q is the transposed view of a (B, N, H, D) projection (how
+every multi-head layer splits its heads), the output is written as (B, N, H, Dv) memory, so
+merging the heads back with ``transpose(1, 2).reshape(B, N, H * Dv)`` is a view, not a copy, and
+the gradients come back in the projection's order. Without them the results are C-contiguous.
+
 Backends: ``"cpu"`` runs the C++ kernel (``numtrans._cpu``), ``"cuda"`` the GPU kernel
 (``numtrans._cuda``; the arrays are copied to the GPU and back: ``numtrans.native.cuda`` takes
 device arrays without copying), ``"numpy"`` the readable reference in ``reference.py``,
@@ -38,7 +45,13 @@ import numpy as np
 from .. import backends
 from . import _checks, reference
 
-__all__ = ["attention_backward", "attention_forward", "last_isa", "resolve_backend"]
+__all__ = [
+    "attention_backward",
+    "attention_forward",
+    "empty_like_heads",
+    "last_isa",
+    "resolve_backend",
+]
 
 _last_isa = [""]
 
@@ -94,6 +107,34 @@ def _check(q, k, v, attn_mask, is_causal, scale):
     return q, k, v, mask, scale
 
 
+def empty_like_heads(x: np.ndarray, shape: tuple, dtype=None) -> np.ndarray:
+    """An uninitialised (B, H, rows, cols) array in ``x``'s memory order: the transposed view of
+    a (B, rows, H, cols) buffer when ``x`` is such a view (its head stride is the smaller, as for
+    heads split off a projection), else C-contiguous."""
+    dtype = x.dtype if dtype is None else dtype
+    B, H, rows, cols = shape
+    heads_inner = x.ndim == 4 and H > 1 and rows > 1 and abs(x.strides[1]) < abs(x.strides[2])
+    if heads_inner:
+        return np.empty((B, rows, H, cols), dtype).transpose(0, 2, 1, 3)
+    return np.empty(shape, dtype)
+
+
+def _output(given, shape, dtype, name: str):
+    """Check an ``out=``-style array before C++ writes into it (None passes through)."""
+    if given is None:
+        return None
+    if not isinstance(given, np.ndarray) or given.shape != shape or given.dtype != dtype:
+        raise ValueError(
+            f"{name} must be a NumPy array of shape {shape} and dtype {dtype}, got "
+            f"{getattr(given, 'shape', type(given).__name__)} {getattr(given, 'dtype', '')}"
+        )
+    if not given.flags.writeable or (shape[-1] > 1 and given.strides[-1] != given.itemsize):
+        raise ValueError(f"{name} must be writeable, with contiguous rows (last stride 1)")
+    if any(s < 0 or s % given.itemsize for s in given.strides) or not given.flags.aligned:
+        raise ValueError(f"{name} must have aligned, non-negative, whole-element strides")
+    return given
+
+
 def _isa(isa, backend="cpu"):
     if isa is None and backend == "cpu":
         return os.environ.get("NUMTRANS_CPU_ISA", "")
@@ -101,17 +142,33 @@ def _isa(isa, backend="cpu"):
 
 
 def attention_forward(
-    q, k, v, attn_mask=None, is_causal=False, scale=None, backend="cpu", *, kernel="fast", isa=None
+    q,
+    k,
+    v,
+    attn_mask=None,
+    is_causal=False,
+    scale=None,
+    backend="cpu",
+    *,
+    kernel="fast",
+    isa=None,
+    out=None,
 ):
-    """softmax(scale q k^T + mask) v -> (out (B, H, N, Dv), lse (B, H, N)), in q's dtype."""
+    """softmax(scale q k^T + mask) v -> (out (B, H, N, Dv), lse (B, H, N)), in q's dtype;
+    written into ``out`` when given."""
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
+    out = _output(out, q.shape[:3] + v.shape[3:], q.dtype, "out")
     backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
-        return reference.forward_numpy(q, k, v, mask, bool(is_causal), scale)
+        result, lse = reference.forward_numpy(q, k, v, mask, bool(is_causal), scale)
+        if out is None:
+            return result, lse
+        out[...] = result
+        return out, lse
     if kernel not in ("fast", "reference"):
         raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
     out, lse, used = _kernels(backend).attention_forward(
-        q, k, v, mask, bool(is_causal), scale, _isa(isa, backend), kernel == "reference"
+        q, k, v, mask, bool(is_causal), scale, _isa(isa, backend), kernel == "reference", out
     )
     _last_isa[0] = used
     return out, lse
@@ -132,12 +189,20 @@ def attention_backward(
     kernel="fast",
     isa=None,
     deterministic=False,
+    dq=None,
+    dk=None,
+    dv=None,
 ):
     """Gradients (dq, dk, dv) of sum(grad_out * out); ``out`` and ``lse`` from the forward.
+    Written into ``dq``, ``dk``, ``dv`` when given.
 
     ``deterministic`` only matters for the cuda backend (the cpu kernel always is).
     """
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
+    given = tuple(
+        _output(a, x.shape, q.dtype, name) for a, x, name in ((dq, q, "dq"), (dk, k, "dk"),
+                                                             (dv, v, "dv"))
+    )  # fmt: skip
     B, H, N, _ = q.shape
     expected = (B, H, N, v.shape[3])
     g = np.asarray(getattr(grad_out, "data", grad_out))
@@ -152,14 +217,18 @@ def attention_backward(
         raise ValueError(f"lse must have shape {(B, H, N)}, got {lse.shape}")
     backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
-        return reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)
+        grads = reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)
+        for target, grad in zip(given, grads):
+            if target is not None:
+                target[...] = grad
+        return tuple(grad if target is None else target for target, grad in zip(given, grads))
     if kernel not in ("fast", "reference"):
         raise ValueError(f"kernel must be 'fast' or 'reference', got {kernel!r}")
     variant = _isa(isa, backend)
     if backend == "cuda" and deterministic:
         variant = "deterministic"
     dq, dk, dv, used = _kernels(backend).attention_backward(
-        g, q, k, v, out, lse, mask, bool(is_causal), scale, variant, kernel == "reference"
+        g, q, k, v, out, lse, mask, bool(is_causal), scale, variant, kernel == "reference", *given
     )
     _last_isa[0] = used
     return dq, dk, dv

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd import Function
-from .attention import attention_backward, attention_forward
+from .attention import attention_backward, attention_forward, empty_like_heads
 
 __all__ = ["FusedAttention", "fused_attention"]
 
@@ -65,7 +65,10 @@ class FusedAttention(Function):
                 raise ValueError(
                     f"attn_mask of shape {mask.shape} does not broadcast to {lead + (L, S)}"
                 ) from None
-        out4, lse = attention_forward(q4, k4, v4, mask4, is_causal, scale, backend)
+        # outputs in q's memory order (empty_like_heads): heads split off a (B, L, H, E)
+        # projection come back merged-ready, and the gradients in the projection's order
+        out4 = empty_like_heads(q4, q4.shape[:3] + v4.shape[3:])
+        out4, lse = attention_forward(q4, k4, v4, mask4, is_causal, scale, backend, out=out4)
         ctx.save_for_backward(q4, k4, v4, out4, lse)
         ctx.mask, ctx.is_causal, ctx.scale, ctx.backend = mask4, is_causal, scale, backend
         ctx.shapes, ctx.lead = (q.shape, k.shape, v.shape), lead
@@ -76,8 +79,10 @@ class FusedAttention(Function):
         q4, k4, v4, out4, lse = ctx.saved_tensors
         g4 = np.asarray(grad_out).reshape(out4.shape)
         grads4 = attention_backward(
-            g4, q4, k4, v4, out4, lse, ctx.mask, ctx.is_causal, ctx.scale, ctx.backend
-        )
+            g4, q4, k4, v4, out4, lse, ctx.mask, ctx.is_causal, ctx.scale, ctx.backend,
+            dq=empty_like_heads(q4, q4.shape), dk=empty_like_heads(k4, k4.shape),
+            dv=empty_like_heads(v4, v4.shape),
+        )  # fmt: skip
         dq, dk, dv = (
             _unbroadcast(g.reshape(ctx.lead + g.shape[-2:]), shape)
             for g, shape in zip(grads4, ctx.shapes)
