@@ -114,9 +114,8 @@ def worker(args) -> None:
         comm = np.array(world.comm.allgather(comm_times)).mean(axis=0)
         wait = np.array(world.comm.allgather(wait_times)).mean(axis=0)
         gather = np.array(world.comm.allgather(gather_times)).mean(axis=0)
-        state = max(world.comm.allgather(sum(  # the optimiser state on the fullest rank
-            v.nbytes for s in trainer.optimizer.state.values() for v in s.values()
-            if isinstance(v, np.ndarray))))  # fmt: skip
+        # the optimiser state on the fullest rank
+        state = max(world.comm.allgather(dist.optimizer_state_bytes(trainer.optimizer)))
         peak = max(world.comm.allgather(peak_rss_mib()))
         trainer.check_same_state("at the end of the benchmark")
     if world.is_main:

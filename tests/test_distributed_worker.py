@@ -56,11 +56,6 @@ def train_config(steps: int):
                        grad_clip=0.5, seed=3, progress=False)  # fmt: skip
 
 
-def state_bytes(optimizer) -> int:
-    return sum(v.nbytes for s in optimizer.state.values() for v in s.values()
-               if isinstance(v, np.ndarray))  # fmt: skip
-
-
 def train(out: str, dtype: str, steps: int, how: str = "bucketed") -> None:
     from safetensors.numpy import save_file
 
@@ -80,7 +75,7 @@ def train(out: str, dtype: str, steps: int, how: str = "bucketed") -> None:
         trainer.synchronize()
         history = trainer.train()
         trainer.check_same_state("at the end")
-        held = world.comm.gather(state_bytes(trainer.optimizer), root=0)
+        held = world.comm.gather(dist.optimizer_state_bytes(trainer.optimizer), root=0)
     if world.is_main:
         save_file({k: np.ascontiguousarray(v) for k, v in model.state_dict().items()}, out)
         counts = {"buckets": len(trainer.buckets), "messages": trainer.buckets.messages,

@@ -76,10 +76,15 @@ def test_bad_output_arrays_are_refused(backend):
     frozen.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         f(out=frozen)
+    with pytest.raises(ValueError, match="out must not overlap the inputs"):
+        f(out=k)  # the kernel would overwrite keys it still reads
     out, lse = f()
     g = np.ones_like(out)
     with pytest.raises(ValueError, match="dk must be a NumPy array"):
         attention_backward(g, q, k, v, out, lse, backend=backend, dk=np.empty((1, 2, 5, 8)))
+    same = np.empty(q.shape)
+    with pytest.raises(ValueError, match="dk must not overlap the inputs or the other outputs"):
+        attention_backward(g, q, k, v, out, lse, backend=backend, dq=same, dk=same)
 
 
 def test_empty_like_heads_follows_the_memory_order():

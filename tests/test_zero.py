@@ -187,9 +187,7 @@ def test_zero1_in_a_world_of_one_is_the_plain_optimiser():
     assert all(np.shares_memory(p.data, flat) for p in model.parameters())
     assert zero.param_groups[0]["lr"] == plain_opt.param_groups[0]["lr"]
     zero.consolidate_state_dict()
-    assert zero.state_bytes() == sum(
-        v.nbytes for s in plain_opt.state.values() for v in s.values() if isinstance(v, np.ndarray)
-    )
+    assert dist.optimizer_state_bytes(zero) == dist.optimizer_state_bytes(plain_opt) > 0
     assert "owns" in repr(zero)
 
 

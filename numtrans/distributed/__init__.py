@@ -45,7 +45,7 @@ from .world import (
     require_mpi,
     self_world,
 )
-from .zero import ZeroRedundancyOptimizer, partition_parameters
+from .zero import ZeroRedundancyOptimizer, optimizer_state_bytes, partition_parameters
 
 __all__ = [
     "DistributedError",
@@ -66,6 +66,7 @@ __all__ = [
     "init_world",
     "launched_by_mpirun",
     "launcher_rank",
+    "optimizer_state_bytes",
     "partition_parameters",
     "rank_seed",
     "require_mpi",

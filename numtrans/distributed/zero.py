@@ -39,6 +39,14 @@ import numpy as np
 from ..autograd import enable_grad
 
 
+def optimizer_state_bytes(optimizer) -> int:
+    """Bytes of the state arrays an optimiser holds (its ``state``: moments, step buffers), the
+    memory ZeRO-1 shares out; for a ``ZeroRedundancyOptimizer``, this rank's shard."""
+    return sum(
+        v.nbytes for s in optimizer.state.values() for v in s.values() if isinstance(v, np.ndarray)
+    )
+
+
 def partition_parameters(sizes: list[int], world_size: int) -> list[int]:
     """The owning rank of each parameter: largest first, each to the rank with least so far.
 
@@ -60,6 +68,8 @@ class ZeroRedundancyOptimizer:
     ``comm``: an mpi4py communicator (``World.comm``). ``param_groups`` are the wrapped
     optimiser's (a scheduler sets their ``lr`` as usual); ``optim`` is the wrapped optimiser,
     whose ``state`` holds this rank's shard only. ``from_optimizer`` wraps one already built.
+    From the first ``step`` on, the parameters' arrays are views into one flat buffer per dtype
+    (the all-gather's; see ``_plan_gather``).
     """
 
     def __init__(self, params, optimizer_class, comm, **defaults):
@@ -77,11 +87,9 @@ class ZeroRedundancyOptimizer:
         self.optim = optimizer
         self.comm = comm
         self.rank, self.world_size = comm.Get_rank(), comm.Get_size()
-        self.params = []  # every parameter once, in the groups' order (the same on all ranks)
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if not any(p is q for q in self.params):
-                    self.params.append(p)
+        # every parameter once (a tied weight is one), in the groups' order: the same on all ranks
+        unique = {id(p): p for group in optimizer.param_groups for p in group["params"]}
+        self.params = list(unique.values())
         self.owner = partition_parameters([p.data.size for p in self.params], self.world_size)
         self._owned = {id(p) for p, r in zip(self.params, self.owner) if r == self.rank}
         self._consolidated = None
@@ -104,13 +112,6 @@ class ZeroRedundancyOptimizer:
 
     def owns(self, p) -> bool:
         return id(p) in self._owned
-
-    def state_bytes(self) -> int:
-        """Bytes of optimiser state arrays held on this rank (the memory ZeRO-1 shares out)."""
-        return sum(
-            v.nbytes for s in self.optim.state.values() for v in s.values()
-            if isinstance(v, np.ndarray)
-        )  # fmt: skip
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optim.zero_grad(set_to_none)

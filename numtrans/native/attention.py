@@ -119,10 +119,12 @@ def empty_like_heads(x: np.ndarray, shape: tuple, dtype=None) -> np.ndarray:
     return np.empty(shape, dtype)
 
 
-def _output(given, shape, dtype, name: str):
+def _output(given, shape, dtype, name: str, inputs=()):
     """Check an ``out=``-style array before C++ writes into it (None passes through)."""
     if given is None:
         return None
+    if any(np.may_share_memory(given, x) for x in inputs):
+        raise ValueError(f"{name} must not overlap the inputs or the other outputs")
     if not isinstance(given, np.ndarray) or given.shape != shape or given.dtype != dtype:
         raise ValueError(
             f"{name} must be a NumPy array of shape {shape} and dtype {dtype}, got "
@@ -157,7 +159,7 @@ def attention_forward(
     """softmax(scale q k^T + mask) v -> (out (B, H, N, Dv), lse (B, H, N)), in q's dtype;
     written into ``out`` when given."""
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
-    out = _output(out, q.shape[:3] + v.shape[3:], q.dtype, "out")
+    out = _output(out, q.shape[:3] + v.shape[3:], q.dtype, "out", (q, k, v))
     backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
         result, lse = reference.forward_numpy(q, k, v, mask, bool(is_causal), scale)
@@ -199,10 +201,6 @@ def attention_backward(
     ``deterministic`` only matters for the cuda backend (the cpu kernel always is).
     """
     q, k, v, mask, scale = _check(q, k, v, attn_mask, is_causal, scale)
-    given = tuple(
-        _output(a, x.shape, q.dtype, name) for a, x, name in ((dq, q, "dq"), (dk, k, "dk"),
-                                                             (dv, v, "dv"))
-    )  # fmt: skip
     B, H, N, _ = q.shape
     expected = (B, H, N, v.shape[3])
     g = np.asarray(getattr(grad_out, "data", grad_out))
@@ -215,6 +213,10 @@ def attention_backward(
     lse = np.ascontiguousarray(lse, dtype=q.dtype)
     if lse.shape != (B, H, N):
         raise ValueError(f"lse must have shape {(B, H, N)}, got {lse.shape}")
+    given, seen = [], [q, k, v, g, out]  # an output may overlap neither inputs nor other outputs
+    for a, x, name in ((dq, q, "dq"), (dk, k, "dk"), (dv, v, "dv")):
+        given.append(_output(a, x.shape, q.dtype, name, seen))
+        seen += [a] if a is not None else []
     backend = resolve_backend(backend, q.dtype)
     if backend == "numpy":
         grads = reference.backward_numpy(g, q, k, v, out, lse, mask, bool(is_causal), scale)

@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import manual_seed
 from ..data import MLMCollator, random_split
+from ..data.collate import IGNORE_INDEX
 from ..data.corpus import CORPORA, corpus_info, load_corpus
 from ..finetune.models import encode_texts
 from ..io import atomic_write_text
@@ -140,8 +141,8 @@ def build_mlm(cfg: MLMConfig, vocab_size: int):
 
 
 def masked_tokens(batch: dict) -> int:
-    """The positions an MLM batch's loss averages over (labels other than -100)."""
-    return int(np.count_nonzero(batch["labels"] != -100))
+    """The positions an MLM batch's loss averages over (labels other than IGNORE_INDEX)."""
+    return int(np.count_nonzero(batch["labels"] != IGNORE_INDEX))
 
 
 def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print,
