@@ -21,7 +21,9 @@ Step 2 has a textbook form and a tuned one beside it (they give the same bits, t
   ``SliceGrad(index, value)`` ("zero except ``value`` at ``index``": ``x[index]``'s gradient),
   which the engine writes into that buffer instead of the op allocating a zero array of the
   whole input for each slice (a GPT's q, k, v split: one (B, T, 3C) buffer per attention layer
-  instead of three zero arrays and two full-size sums).
+  instead of three zero arrays and two full-size sums). Pieces along one axis are written into
+  an uninitialised buffer and only what none of them covered is zeroed, so a split's backward
+  makes no zero array at all.
 
 Buffers the engine owns are never visible to the caller while it may still change them: a
 gradient an op returned (perhaps ``g`` itself, handed to two parents) is never written into.
@@ -112,34 +114,94 @@ class SliceGrad(NamedTuple):
         return grad
 
 
-def accumulate_textbook(grads: dict, owned: set, key: int, pg, shape) -> None:
+def accumulate_textbook(grads: dict, owned: set, key: int, pg, shape, pieces=None) -> None:
     """Sum one contribution ``pg`` into ``grads[key]``: a new array for every sum."""
     if isinstance(pg, SliceGrad):
         pg = pg.dense(shape, pg.value.dtype)
     grads[key] = pg if key not in grads else grads[key] + pg
 
 
-def accumulate(grads: dict, owned: set, key: int, pg, shape) -> None:
+def along_one_axis(index, shape) -> tuple | None:
+    """``(axis, start, stop)`` when the basic ``index`` keeps every axis of ``shape`` whole but
+    one, of which it takes the range ``start:stop`` (a split's pieces, ``x[..., a:b]``); else
+    None (an integer, a step, None, two sliced axes)."""
+    index = index if isinstance(index, tuple) else (index,)
+    dots = [n for n, i in enumerate(index) if i is Ellipsis]
+    if len(dots) == 1:
+        at = dots[0]
+        index = index[:at] + (slice(None),) * (len(shape) - len(index) + 1) + index[at + 1 :]
+    if len(index) > len(shape) or not all(isinstance(i, slice) for i in index):
+        return None
+    found = None
+    for axis, (piece, n) in enumerate(zip(index, shape)):
+        start, stop, step = piece.indices(n)
+        if (start, stop, step) == (0, n, 1):
+            continue
+        if step != 1 or found is not None:
+            return None
+        found = (axis, start, max(start, stop))
+    return found or ((0, 0, shape[0]) if shape else None)
+
+
+def zero_gaps(buf: np.ndarray, axis: int, spans: list) -> None:
+    """Zero what no piece wrote: the ranges along ``axis`` outside every [start, stop) span."""
+    lead, end = (slice(None),) * axis, 0
+    for start, stop in sorted(spans):
+        if start > end:
+            buf[lead + (slice(end, start),)] = 0
+        end = max(end, stop)
+    if end < buf.shape[axis]:
+        buf[lead + (slice(end, None),)] = 0
+
+
+def _apart(span: tuple, spans: list) -> bool:
+    """True when [start, stop) overlaps none of ``spans``."""
+    start, stop = span
+    return all(stop <= a or b <= start for a, b in spans)
+
+
+def accumulate(grads: dict, owned: set, key: int, pg, shape, pieces=None) -> None:
     """``accumulate_textbook`` without its temporaries.
 
     ``owned`` holds the keys whose array the engine allocated itself (nobody else holds it),
     so only those are written in place. The first full contribution is stored as the op
     returned it (no copy: it may be ``g`` itself, shared with another parent); a second one
     makes a buffer of the engine's own (``current + pg``); every later one is added into it.
+
+    Slices along one axis (``pieces``: key -> (axis, written spans)): the first is written
+    into an *uninitialised* buffer, and so is every later one that covers new ground. A split's
+    pieces fill the whole buffer that way, so no zero array of the input's size is ever made;
+    whatever no piece wrote is zeroed once, when a contribution overlaps (then it is added) or
+    when the gradient is complete (``run_backward``). Other slices use a zeroed buffer.
     """
     current = grads.get(key)
     if isinstance(pg, SliceGrad):
-        if current is None:  # zeros with the value written in: the only zero array
-            grads[key] = pg.dense(shape, pg.value.dtype)
+        span = None if pieces is None else along_one_axis(pg.index, shape)
+        if current is None:
+            if span is None:  # zeros with the value written in
+                grads[key] = pg.dense(shape, pg.value.dtype)
+            else:  # written, not zeroed: the other pieces usually fill the rest
+                grads[key] = current = np.empty(shape, pg.value.dtype)
+                current[pg.index] = pg.value
+                pieces[key] = (span[0], [span[1:]])
             owned.add(key)
             return
-        if key not in owned:
+        written = None if pieces is None else pieces.get(key)  # (axis, spans) so far
+        if written is not None:
+            if span is not None and span[0] == written[0] and _apart(span[1:], written[1]):
+                current[pg.index] = pg.value  # new ground: written, still nothing zeroed
+                written[1].append(span[1:])
+                return
+            zero_gaps(current, *pieces.pop(key))  # overlapping: dense from here on, then add
+        elif key not in owned:
             current = grads[key] = np.array(current)  # a copy (np.array: even of a 0-d sum)
             owned.add(key)
         current[pg.index] += pg.value
     elif current is None:
         grads[key] = pg
     elif key in owned:
+        if pieces is not None and key in pieces:
+            zero_gaps(current, *pieces.pop(key))
         np.add(current, pg, out=current)
     else:
         grads[key] = total = current + pg
@@ -187,13 +249,15 @@ def run_backward(root, grad=None, retain_graph: bool = False, textbook: bool = F
 
     anomaly = grad_mode._state["anomaly"]
     add = accumulate_textbook if textbook else accumulate
-    grads, owned = {id(root): grad}, set()
+    grads, owned, pieces = {id(root): grad}, set(), {}
     with grad_mode.no_grad():
         for node in reversed(topological_order(root)):
             key = id(node)
             g = grads.pop(key, None)
             if g is None:
                 continue
+            if key in pieces:  # slices that did not cover it all: zero the rest now
+                zero_gaps(g, *pieces.pop(key))
             mine = key in owned  # nobody else holds g: a leaf may keep it without a copy
             owned.discard(key)
             if not node._parents:  # a leaf: accumulate, never alias another tensor's gradient
@@ -210,6 +274,7 @@ def run_backward(root, grad=None, retain_graph: bool = False, textbook: bool = F
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                add(grads, owned, id(parent), _checked(node, parent, pg, anomaly), parent.shape)
+                pg = _checked(node, parent, pg, anomaly)
+                add(grads, owned, id(parent), pg, parent.shape, pieces)
             if not retain_graph:
                 node._backward = _freed_graph
