@@ -115,7 +115,8 @@ class SliceGrad(NamedTuple):
 
 
 def accumulate_textbook(grads: dict, owned: set, key: int, pg, shape, pieces=None) -> None:
-    """Sum one contribution ``pg`` into ``grads[key]``: a new array for every sum."""
+    """Sum one contribution ``pg`` into ``grads[key]``: a new array for every sum. (``owned``
+    and ``pieces`` are the tuned version's bookkeeping, unused here.)"""
     if isinstance(pg, SliceGrad):
         pg = pg.dense(shape, pg.value.dtype)
     grads[key] = pg if key not in grads else grads[key] + pg
