@@ -53,6 +53,11 @@ def register(subparsers) -> None:
     p.add_argument("--max-steps", dest="max_steps", type=int, help="training steps")
     p.add_argument("--minutes", dest="time_limit", type=float, help="training time limit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ddp", action="store_true",
+                   help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans "
+                   "train-translation ... --ddp); rank 0 prints and saves")  # fmt: skip
+    p.add_argument("--zero", action="store_true",
+                   help="with --ddp: each rank keeps 1/P of the optimiser state (ZeRO-1)")  # fmt: skip
     p.set_defaults(func=train_command)
 
 
@@ -126,5 +131,34 @@ def train_command(args, extra: list[str]) -> int:
     from .overrides import collect_overrides
 
     overrides = collect_overrides(args, extra, ("out_dir", "max_steps", "time_limit"))
-    run(make_config(args.preset, overrides))
+    cfg = make_config(args.preset, overrides)
+    if args.zero and not args.ddp:
+        raise ValueError("--zero shards the optimiser over data-parallel ranks: it needs --ddp "
+                         "(mpirun -n 2 numtrans train-translation ... --ddp --zero)")  # fmt: skip
+    if not args.ddp:
+        run(cfg)
+        return 0
+    import contextlib
+    import dataclasses
+    import os
+
+    from ..distributed import abort_on_error, check_on_main, init_world
+    from ..recipes.translation import prepare
+    from ..validation import check_output_dir
+
+    world = init_world()
+    data = []
+
+    def check():  # on rank 0: a bad corpus or out_dir is said once, not once per rank
+        check_output_dir(cfg.out_dir)
+        data.append(prepare(cfg))
+
+    check_on_main(world, check)
+    with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
+        if world.is_main:
+            run(cfg, world=world, zero=args.zero, data=data[0])
+        else:  # the others' loop prints nothing (rank 0 logs for the job)
+            quiet = dataclasses.replace(cfg, progress=False)
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                run(quiet, world=world, zero=args.zero)
     return 0

@@ -12,6 +12,11 @@ Label smoothing is used for training only: the validation loss is the plain cros
 :class:`TranslationConfig` can be overridden (``numtrans train-translation --key=value``).
 ``time_limit`` (minutes) stops training on the clock instead of a step count: the schedule does
 not depend on the total number of steps, so stopping anywhere is fine.
+
+Data parallel (``mpirun -n P numtrans train-translation --ddp``, ``run(cfg, world=...)``): rank 0
+prepares the data (splits, tokenizers) and sends it to the others; each rank trains on its rows
+of every token-budgeted batch, its loss weighted by its share of the batch's target tokens (the
+loss is a mean over them); rank 0 alone decides when the time limit is up, saves and scores.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 from .. import manual_seed
 from ..data import load_corpus
+from ..data.collate import IGNORE_INDEX
 from ..functional import cross_entropy
 from ..io import atomic_write_text
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
@@ -224,24 +230,45 @@ def make_loss_fn(label_smoothing: float):
     return loss_fn
 
 
-def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, say=print):
-    """Run the Trainer until ``max_steps`` or ``time_limit``; returns the Trainer."""
+def target_tokens(batch: dict) -> int:
+    """The positions the loss averages over (labels other than IGNORE_INDEX)."""
+    return int((batch["labels"] != IGNORE_INDEX).sum())
+
+
+def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, say=print,
+                world=None, zero=False):  # fmt: skip
+    """Run the Trainer until ``max_steps`` or ``time_limit``; returns the Trainer. ``world``:
+    data parallel (a ``DistributedTrainer``; ``zero``: ZeRO-1)."""
     has_val = "val" in batcher.datasets
-    trainer = Trainer(
-        model, optimizer, batcher.get_batch,
-        TrainConfig.from_job(
-            cfg,
-            eval_interval=cfg.eval_interval if has_val else 10**12,
-            checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
-        ),
-        scheduler=scheduler, loss_fn=make_loss_fn(cfg.label_smoothing),
-        extra_state={"translation_config": dataclasses.asdict(cfg)},
-    )  # fmt: skip
+    train_cfg = TrainConfig.from_job(
+        cfg,
+        eval_interval=cfg.eval_interval if has_val else 10**12,
+        checkpoint_dir=os.path.join(cfg.out_dir, "checkpoints") if cfg.checkpoint else None,
+    )
+    common = dict(scheduler=scheduler, loss_fn=make_loss_fn(cfg.label_smoothing),
+                  extra_state={"translation_config": dataclasses.asdict(cfg)})  # fmt: skip
+    if world is None:
+        trainer = Trainer(model, optimizer, batcher.get_batch, train_cfg, **common)
+    else:
+        from ..distributed import DistributedTrainer, shard_batcher
+
+        say(f"data parallel: {world.size} ranks share each batch, weighted by target tokens"
+            + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
+        shards = shard_batcher(batcher.get_batch, world.rank, world.size, even=False,
+                               count=target_tokens)  # fmt: skip
+        trainer = DistributedTrainer(model, optimizer, shards, train_cfg, world=world, zero=zero,
+                                     **common)  # fmt: skip
+        trainer.synchronize()
     if cfg.time_limit is None:
         trainer.train()
         return trainer
     deadline = time.perf_counter() + 60.0 * cfg.time_limit
-    while trainer.step < cfg.max_steps and time.perf_counter() < deadline:
+
+    def time_left() -> bool:  # rank 0's clock decides for every rank
+        left = time.perf_counter() < deadline
+        return left if world is None else world.comm.bcast(left, root=0)
+
+    while trainer.step < cfg.max_steps and time_left():
         trainer.train(until=trainer.step + 10)  # look at the clock every 10 steps
     if has_val and trainer.step % cfg.eval_interval:  # a last evaluation where training stopped
         val = trainer.evaluate()
@@ -250,11 +277,20 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
     return trainer
 
 
-def run(cfg: TranslationConfig, say=print) -> dict:
+def run(cfg: TranslationConfig, say=print, world=None, zero: bool = False, data=None) -> dict:
     """Prepare, train, save ``out_dir`` (a :class:`Translator` directory plus history.json)
-    and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search)."""
-    check_output_dir(cfg.out_dir)  # before training, not after it
-    data = prepare(cfg, say)
+    and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search).
+    ``world``: data parallel over its ranks (rank 0 prints, saves and scores; the others return
+    ``{"steps", "history"}``); ``zero``: with ZeRO-1; ``data``: what ``prepare(cfg)`` returned,
+    if rank 0 called it already."""
+    main = world is None or world.is_main
+    if main:
+        check_output_dir(cfg.out_dir)  # before training, not after it
+        data = data or prepare(cfg, say)
+    else:
+        say, data = (lambda *a, **k: None), None
+    if world is not None:  # rank 0's splits, tokenizers and batcher for every rank
+        data = world.comm.bcast(data, root=0)
     src_tok, tgt_tok = data["tokenizers"]
     model, optimizer, scheduler = build(cfg, src_tok.vocab_size, tgt_tok.vocab_size)
     say(
@@ -263,8 +299,10 @@ def run(cfg: TranslationConfig, say=print) -> dict:
         f"{model.num_parameters():,} parameters"
     )
     t0 = time.perf_counter()
-    trainer = train_model(cfg, model, optimizer, scheduler, data["batcher"], say)
+    trainer = train_model(cfg, model, optimizer, scheduler, data["batcher"], say, world, zero)
     train_s = time.perf_counter() - t0
+    if not main:
+        return {"steps": trainer.step, "history": trainer.history}
     settings = {
         "max_length": cfg.max_length,
         "beam_size": cfg.beam_size,
