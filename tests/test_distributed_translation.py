@@ -23,9 +23,9 @@ from test_distributed import TIMEOUT, _env, mpirun, needs_mpi  # noqa: E402
 STEPS = 6
 
 
-def _args(out, *more):
+def _args(out, *more, steps=STEPS):
     return ["-m", "numtrans.cli", "train-translation", "--preset", "tiny", "--max-steps",
-            str(STEPS), "--no-progress", "--out-dir", str(out), "--dropout=0.0",
+            str(steps), "--no-progress", "--out-dir", str(out), "--dropout=0.0",
             "--eval_interval=3", "--log_interval=1", "--bleu_sentences=0", *more]  # fmt: skip
 
 
@@ -62,3 +62,15 @@ def test_zero_without_ddp_is_one_line(tmp_path):
     job = subprocess.run([sys.executable, *_args(tmp_path / "x"), "--zero"], capture_output=True,
                          text=True, timeout=TIMEOUT, env=_env(), cwd=tmp_path)  # fmt: skip
     assert job.returncode == 2 and job.stderr.count("\n") == 1 and "needs --ddp" in job.stderr
+
+
+@needs_mpi
+def test_a_time_limit_stops_every_rank_at_the_same_step(tmp_path):
+    """Rank 0's clock decides (broadcast every 10 steps): the ranks stop together, run the last
+    evaluation together (a collective) and the job ends instead of hanging."""
+    args = _args(tmp_path / "t", "--minutes", "0.01", "--ddp", steps=100000)
+    job = mpirun(2, *args, cwd=tmp_path, timeout=90)
+    assert job.returncode == 0, job.stderr[-2000:]
+    assert job.stdout.count("time limit; val loss") == 1
+    history = json.loads((tmp_path / "t" / "history.json").read_text())
+    assert 0 < history["step"][-1] < 100000 and history["step"][-1] % 10 == 0
