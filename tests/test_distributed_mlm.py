@@ -1,7 +1,7 @@
 """``mpirun -n 2 numtrans pretrain-mlm --ddp``: masked-LM pretraining, data parallel.
 
 The MLM loss is a mean over masked tokens, whose count differs between the two shards of a
-batch: weighting each rank's loss by its share of them (``ShardBatcher(count=masked_tokens)``)
+batch: weighting each rank's loss by its share of them (``ShardBatcher(count=labelled_tokens)``)
 gives the one-process model (rows would weight the shards differently: the unit test below).
 """
 
@@ -61,8 +61,6 @@ def test_pretrain_mlm_ddp_equals_one_process(tmp_path, corpus, zero):
 
 def test_mlm_shards_are_weighted_by_their_masked_tokens():
     """The weights on a batch whose masked tokens are unevenly split: m_r P / M, summing to P."""
-    from numtrans.recipes.mlm import masked_tokens
-
     labels = np.full((5, 4), -100)
     labels[0, :3] = 1  # 3 masked tokens in row 0
     labels[3, 1] = 2  # and 1 in row 3: shards of rows 0-1 and 2-4 hold 3 and 1 of M = 4
@@ -70,7 +68,7 @@ def test_mlm_shards_are_weighted_by_their_masked_tokens():
     weights = []
     for rank in range(2):
         get = dist.shard_batcher(lambda split, rng: batch, rank, 2, even=False,
-                                 count=masked_tokens)  # fmt: skip
+                                 count=dist.labelled_tokens)  # fmt: skip
         shard = get("train", None)
         assert get.global_count == 4 and get.global_rows == 5
         trainer = dist.DistributedTrainer.__new__(dist.DistributedTrainer)

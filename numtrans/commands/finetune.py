@@ -131,6 +131,13 @@ def _overrides(items: list[str]) -> dict:
 def pretrain_mlm_command(args, extra: list[str]) -> int:
     import dataclasses
 
+    from ..distributed import (
+        abort_on_error,
+        check_ranks_fit,
+        init_world,
+        require_ddp,
+        share_from_main,
+    )
     from ..recipes.mlm import MLMConfig, corpus_texts, pretrain_mlm
 
     values = _overrides(extra)
@@ -141,24 +148,18 @@ def pretrain_mlm_command(args, extra: list[str]) -> int:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
     cfg = MLMConfig(**values)
-    if args.zero and not args.ddp:
-        raise ValueError("--zero shards the optimiser over data-parallel ranks: it needs --ddp "
-                         "(mpirun -n 2 numtrans pretrain-mlm ... --ddp --zero)")  # fmt: skip
+    require_ddp(args.zero, args.ddp, "--zero", "pretrain-mlm")
     if not args.ddp:
         pretrain_mlm(corpus_texts(args.data), cfg, out_dir=args.out)
         return 0
-    from ..distributed import abort_on_error, check_on_main, check_ranks_fit, init_world
-
     world = init_world()
-    texts = []
 
-    def check():  # on rank 0: a bad corpus or too many ranks is said once, not once per rank
+    def read():  # on rank 0: a bad corpus or too many ranks is said once, not once per rank
         check_ranks_fit(cfg.batch_size, world.size)
-        texts.append(corpus_texts(args.data))
+        return corpus_texts(args.data)
 
-    check_on_main(world, check)
+    texts = share_from_main(world, read)
     with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
-        texts = world.comm.bcast(texts[0] if texts else None, root=0)
         pretrain_mlm(texts, cfg, out_dir=args.out, world=world, zero=args.zero)
     return 0
 
@@ -166,6 +167,13 @@ def pretrain_mlm_command(args, extra: list[str]) -> int:
 def finetune_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
+    from ..distributed import (
+        abort_on_error,
+        check_ranks_fit,
+        init_world,
+        require_ddp,
+        share_from_main,
+    )
     from ..finetune import read_labeled
     from ..finetune.data import check_task
     from ..recipes.finetune import FinetuneConfig, finetune
@@ -195,27 +203,19 @@ def finetune_command(args, extra: list[str]) -> int:
             return data, read_labeled(args.eval_data, args.text_column, args.label_column, task)
         return data.split(args.val_fraction, args.seed)
 
-    if args.zero and not args.ddp:
-        raise ValueError(
-            "--zero shards the optimiser over data-parallel ranks: it needs --ddp "
-            "(mpirun -n 2 numtrans finetune ... --ddp --zero)"
-        )
+    require_ddp(args.zero, args.ddp, "--zero", "finetune")
     if not args.ddp:
         train, val = read()
         finetune(args.model, train, cfg, val=val, out_dir=args.out)
         return 0
-    from ..distributed import abort_on_error, check_on_main, check_ranks_fit, init_world
-
     world = init_world()
-    parts = []
 
-    def check():  # on rank 0: a bad file or too many ranks is said once, not once per rank
+    def read_on_main():  # on rank 0: a bad file or too many ranks is said once, not once per rank
         check_ranks_fit(cfg.batch_size, world.size)
-        parts.append(read())
+        return read()
 
-    check_on_main(world, check)
+    train, val = share_from_main(world, read_on_main)
     with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
-        train, val = world.comm.bcast(parts[0] if parts else None, root=0)
         finetune(args.model, train, cfg, val=val, out_dir=args.out if world.is_main else None,
                  world=world, zero=args.zero)  # fmt: skip
     return 0

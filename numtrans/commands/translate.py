@@ -127,38 +127,36 @@ def translate_command(args, extra: list[str]) -> int:
 
 
 def train_command(args, extra: list[str]) -> int:
+    from ..distributed import (
+        abort_on_error,
+        init_world,
+        quiet_unless_main,
+        require_ddp,
+        share_from_main,
+    )
     from ..recipes.translation import make_config, run
     from .overrides import collect_overrides
 
     overrides = collect_overrides(args, extra, ("out_dir", "max_steps", "time_limit"))
     cfg = make_config(args.preset, overrides)
-    if args.zero and not args.ddp:
-        raise ValueError("--zero shards the optimiser over data-parallel ranks: it needs --ddp "
-                         "(mpirun -n 2 numtrans train-translation ... --ddp --zero)")  # fmt: skip
+    require_ddp(args.zero, args.ddp, "--zero", "train-translation")
     if not args.ddp:
         run(cfg)
         return 0
-    import contextlib
     import dataclasses
-    import os
 
-    from ..distributed import abort_on_error, check_on_main, init_world
     from ..recipes.translation import prepare
     from ..validation import check_output_dir
 
     world = init_world()
-    data = []
 
-    def check():  # on rank 0: a bad corpus or out_dir is said once, not once per rank
+    def read():  # on rank 0: a bad corpus or out_dir is said once, not once per rank
         check_output_dir(cfg.out_dir)
-        data.append(prepare(cfg))
+        return prepare(cfg)
 
-    check_on_main(world, check)
-    with abort_on_error(world):  # one rank failing ends the job instead of hanging the others
-        if world.is_main:
-            run(cfg, world=world, zero=args.zero, data=data[0])
-        else:  # the others' loop prints nothing (rank 0 logs for the job)
-            quiet = dataclasses.replace(cfg, progress=False)
-            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-                run(quiet, world=world, zero=args.zero)
+    data = share_from_main(world, read)  # splits, tokenizers and batcher, on every rank
+    if not world.is_main:
+        cfg = dataclasses.replace(cfg, progress=False)
+    with abort_on_error(world), quiet_unless_main(world):  # rank 0 logs for the job
+        run(cfg, world=world, zero=args.zero, data=data)
     return 0

@@ -32,6 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
+from ..data.collate import IGNORE_INDEX
+
 
 def check_ranks_fit(batch_size: int, world_size: int, name: str = "batch_size") -> None:
     """A one-line ValueError when a full batch has fewer rows than there are ranks."""
@@ -65,6 +69,13 @@ def batch_rows(batch) -> int:
     while isinstance(batch, (dict, tuple, list)):
         batch = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
     return len(batch)
+
+
+def labelled_tokens(batch: dict) -> int:
+    """The positions a token-mean loss averages over, ``batch["labels"]`` other than
+    ``IGNORE_INDEX`` (masked LM's masked tokens, a translation's target tokens): the ``count``
+    for ``ShardBatcher`` when the loss is a mean over them."""
+    return int(np.count_nonzero(batch["labels"] != IGNORE_INDEX))
 
 
 def shard_rows(batch, rank: int, world_size: int, even: bool = True):

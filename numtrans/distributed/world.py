@@ -15,6 +15,9 @@ each way of getting it wrong into one line:
 * a rank that fails mid-run           -> ``abort_on_error`` aborts the whole job, so the other
   ranks exit with an error instead of waiting forever inside a collective
 * bad input found by rank 0           -> ``check_on_main`` reports it once and ends every rank.
+
+and the habits of a data-parallel command: rank 0 reads the data once (``share_from_main``) and
+alone prints (``quiet_unless_main``, ``quiet``); ``require_ddp`` refuses ZeRO-1 without ranks.
 """
 
 from __future__ import annotations
@@ -122,6 +125,39 @@ def check_on_main(world: World, check) -> None:
         error = error if error is not None else SystemExit(2)
         error.agreed = True
         raise error
+
+
+def share_from_main(world: World, read):
+    """``read()`` on rank 0 alone (bad input in it is reported once: ``check_on_main``), its
+    result sent to every rank (``bcast``: pickled in memory, never through a file)."""
+    box = []
+    check_on_main(world, lambda: box.append(read()))
+    with abort_on_error(world):
+        return world.comm.bcast(box[0] if box else None, root=0)
+
+
+def quiet(*args, **kwargs) -> None:
+    """``say`` on every rank but 0: rank 0 prints for the job."""
+
+
+@contextlib.contextmanager
+def quiet_unless_main(world: World | None):
+    """Standard output of the block goes to ``os.devnull`` on every rank but 0 (``world`` None:
+    one process, which prints as usual), so a job's log is rank 0's alone."""
+    if world is None or world.is_main:
+        yield
+        return
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        yield
+
+
+def require_ddp(zero: bool, ddp: bool, flag: str, command: str) -> None:
+    """ZeRO-1 (``flag`` set) shards the optimiser over the ranks: without ``--ddp``, one line."""
+    if zero and not ddp:
+        raise ValueError(
+            f"{flag} shards the optimiser over data-parallel ranks: it needs --ddp under mpirun "
+            f"(mpirun -n 2 numtrans {command} ... --ddp {flag})"
+        )
 
 
 @contextlib.contextmanager

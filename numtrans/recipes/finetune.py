@@ -26,7 +26,6 @@ The saved directory holds the model (``config.json`` + ``model.safetensors``), i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -36,6 +35,13 @@ import numpy as np
 
 from .. import manual_seed
 from .. import metrics as M
+from ..distributed import (
+    DistributedTrainer,
+    check_ranks_fit,
+    quiet,
+    quiet_unless_main,
+    shard_batcher,
+)
 from ..finetune.adapters import add_lora, is_adapter_dir, load_with_adapter, save_adapter_dir
 from ..finetune.data import LABELS_FILE, LabeledData, LabelMap, check_task
 from ..finetune.models import (
@@ -235,7 +241,7 @@ def finetune(
     and saves. ``zero``: shard AdamW's state over the ranks (ZeRO-1, ``distributed/zero.py``)."""
     main = world is None or world.is_main
     if not main:
-        say = _quiet
+        say = quiet
     cfg = replace(cfg or FinetuneConfig())  # a copy: max_length may be cut to the model's
     if out_dir is not None:
         check_output_dir(str(out_dir), "out")  # before training, not after it
@@ -282,8 +288,6 @@ def finetune(
         trainer = Trainer(model, optimizer, get_batch, train_cfg, scheduler=scheduler,
                           loss_fn=loss_fn)  # fmt: skip
     else:
-        from ..distributed import DistributedTrainer, check_ranks_fit, shard_batcher
-
         check_ranks_fit(cfg.batch_size, world.size)
         say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}")
         trainer = DistributedTrainer(
@@ -291,11 +295,8 @@ def finetune(
             train_cfg, scheduler=scheduler, loss_fn=loss_fn, world=world, zero=zero,
         )  # fmt: skip
         trainer.synchronize()  # rank 0's new head everywhere, then the state hashes compared
-    if main:
+    with quiet_unless_main(world):  # the others' loop prints nothing (rank 0 logs for the job)
         history = trainer.train()
-    else:  # the others' loop prints nothing (rank 0 logs for the job)
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            history = trainer.train()
     if world is not None:
         trainer.check_same_state("at the end")
     model.eval()
@@ -312,10 +313,6 @@ def finetune(
         save_finetuned(out_dir, model, tokenizer, labels, cfg, history, metrics)
         say(f"saved to {out_dir}")
     return FinetuneResult(model, tokenizer, labels, history, metrics)
-
-
-def _quiet(*args, **kwargs) -> None:
-    """``say`` on the ranks other than 0 of a data-parallel job."""
 
 
 def save_finetuned(out_dir, model, tokenizer, labels, cfg, history=None, metrics=None) -> None:

@@ -16,13 +16,12 @@ Data parallel (``mpirun -n P numtrans pretrain-mlm --ddp``, ``pretrain_mlm(..., 
 rank 0 learns the vocabulary and encodes the texts once and sends them to the others; every rank
 draws and masks the same global batch and keeps its rows. The loss is a mean over the *masked
 tokens*, whose count differs between shards, so each rank's loss is weighted by its share of
-the batch's masked tokens (``ShardBatcher(count=masked_tokens)``): the averaged gradient is then
+the batch's masked tokens (``ShardBatcher(count=labelled_tokens)``): the averaged gradient is then
 exactly the one-process gradient of the whole batch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -31,8 +30,15 @@ import numpy as np
 
 from .. import manual_seed
 from ..data import MLMCollator, random_split
-from ..data.collate import IGNORE_INDEX
 from ..data.corpus import CORPORA, corpus_info, load_corpus
+from ..distributed import (
+    DistributedTrainer,
+    check_ranks_fit,
+    labelled_tokens,
+    quiet,
+    quiet_unless_main,
+    shard_batcher,
+)
 from ..finetune.models import encode_texts
 from ..io import atomic_write_text
 from ..models.bert import BertConfig
@@ -140,11 +146,6 @@ def build_mlm(cfg: MLMConfig, vocab_size: int):
     )
 
 
-def masked_tokens(batch: dict) -> int:
-    """The positions an MLM batch's loss averages over (labels other than IGNORE_INDEX)."""
-    return int(np.count_nonzero(batch["labels"] != IGNORE_INDEX))
-
-
 def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print,
                  world=None, zero: bool = False) -> dict:  # fmt: skip
     """Learn a WordPiece vocabulary and a ``BertForMaskedLM`` on ``texts``; save to ``out_dir``.
@@ -154,7 +155,7 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     cfg = cfg or MLMConfig()
     main = world is None or world.is_main
     if not main:
-        say, out_dir = (lambda *a, **k: None), None
+        say, out_dir = quiet, None
     if out_dir is not None:
         check_output_dir(str(out_dir))  # before training, not after it
     if len(texts) < 20:
@@ -193,20 +194,15 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
         trainer = Trainer(model, optimizer, get_batch, TrainConfig.from_job(cfg),
                           scheduler=scheduler, loss_fn=loss_fn)  # fmt: skip
     else:
-        from ..distributed import DistributedTrainer, check_ranks_fit, shard_batcher
-
         check_ranks_fit(cfg.batch_size, world.size)
         say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}, "
             "weighted by masked tokens" + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
-        shards = shard_batcher(get_batch, world.rank, world.size, even=False, count=masked_tokens)
+        shards = shard_batcher(get_batch, world.rank, world.size, even=False, count=labelled_tokens)
         trainer = DistributedTrainer(model, optimizer, shards, TrainConfig.from_job(cfg),
                                      scheduler=scheduler, loss_fn=loss_fn, world=world,
                                      zero=zero)  # fmt: skip
         trainer.synchronize()
-    with contextlib.ExitStack() as stack:
-        if not main:  # the others' loop prints nothing (rank 0 logs for the job)
-            devnull = stack.enter_context(open(os.devnull, "w"))  # noqa: SIM115
-            stack.enter_context(contextlib.redirect_stdout(devnull))
+    with quiet_unless_main(world):  # rank 0 logs for the job
         history = trainer.train()
     model.eval()
     say(

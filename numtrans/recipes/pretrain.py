@@ -17,7 +17,6 @@ are those of a one-process run (resume on any P that divides ``batch_size``).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -32,6 +31,9 @@ from ..distributed import (
     check_on_main,
     check_shardable,
     init_world,
+    quiet,
+    quiet_unless_main,
+    require_ddp,
     shard_batcher,
 )
 from ..generation.generate import generate
@@ -246,11 +248,7 @@ def run(
     that ``mpirun`` started (``numtrans.distributed``): ``batch_size`` is the global batch, each
     rank trains on its ``batch_size / P`` rows, and rank 0 alone prints and writes files."""
     if not ddp:
-        if cfg.ddp_zero:
-            raise ValueError(
-                "ddp_zero=true shards the optimiser over data-parallel ranks: it "
-                "needs --ddp under mpirun (mpirun -n 2 numtrans pretrain --ddp ...)"
-            )
+        require_ddp(cfg.ddp_zero, ddp, "--ddp_zero=true", "pretrain")
         check_start(cfg, resume, overwrite, force)
         return _run(cfg, resume, say, force, world=None)
 
@@ -267,9 +265,8 @@ def run(
     with abort_on_error(world):  # one rank failing stops the job instead of hanging the others
         if world.is_main:
             return _run(cfg, resume, say, force, world, data[0])
-        quiet = dataclasses.replace(cfg, progress=False)
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            return _run(quiet, resume, lambda *a, **k: None, force, world)
+        with quiet_unless_main(world):  # rank 0 prints for the job
+            return _run(dataclasses.replace(cfg, progress=False), resume, quiet, force, world)
 
 
 def check_start(cfg: PretrainConfig, resume: bool, overwrite: bool, force: bool) -> None:

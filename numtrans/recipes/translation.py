@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from .. import manual_seed
 from ..data import load_corpus
-from ..data.collate import IGNORE_INDEX
+from ..distributed import DistributedTrainer, labelled_tokens, quiet, shard_batcher
 from ..functional import cross_entropy
 from ..io import atomic_write_text
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
@@ -230,11 +230,6 @@ def make_loss_fn(label_smoothing: float):
     return loss_fn
 
 
-def target_tokens(batch: dict) -> int:
-    """The positions the loss averages over (labels other than IGNORE_INDEX)."""
-    return int((batch["labels"] != IGNORE_INDEX).sum())
-
-
 def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, say=print,
                 world=None, zero=False):  # fmt: skip
     """Run the Trainer until ``max_steps`` or ``time_limit``; returns the Trainer. ``world``:
@@ -250,12 +245,10 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
     if world is None:
         trainer = Trainer(model, optimizer, batcher.get_batch, train_cfg, **common)
     else:
-        from ..distributed import DistributedTrainer, shard_batcher
-
         say(f"data parallel: {world.size} ranks share each batch, weighted by target tokens"
             + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
         shards = shard_batcher(batcher.get_batch, world.rank, world.size, even=False,
-                               count=target_tokens)  # fmt: skip
+                               count=labelled_tokens)  # fmt: skip
         trainer = DistributedTrainer(model, optimizer, shards, train_cfg, world=world, zero=zero,
                                      **common)  # fmt: skip
         trainer.synchronize()
@@ -281,16 +274,16 @@ def run(cfg: TranslationConfig, say=print, world=None, zero: bool = False, data=
     """Prepare, train, save ``out_dir`` (a :class:`Translator` directory plus history.json)
     and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search).
     ``world``: data parallel over its ranks (rank 0 prints, saves and scores; the others return
-    ``{"steps", "history"}``); ``zero``: with ZeRO-1; ``data``: what ``prepare(cfg)`` returned,
-    if rank 0 called it already."""
+    ``{"steps", "history"}``); ``zero``: with ZeRO-1; ``data``: what ``prepare(cfg)`` returned
+    (on every rank), if it was called already."""
     main = world is None or world.is_main
     if main:
         check_output_dir(cfg.out_dir)  # before training, not after it
-        data = data or prepare(cfg, say)
     else:
-        say, data = (lambda *a, **k: None), None
-    if world is not None:  # rank 0's splits, tokenizers and batcher for every rank
-        data = world.comm.bcast(data, root=0)
+        say = quiet
+    if data is None:  # (prepared on rank 0, its splits, tokenizers and batcher sent to all)
+        data = prepare(cfg, say) if main else None
+        data = data if world is None else world.comm.bcast(data, root=0)
     src_tok, tgt_tok = data["tokenizers"]
     model, optimizer, scheduler = build(cfg, src_tok.vocab_size, tgt_tok.vocab_size)
     say(
