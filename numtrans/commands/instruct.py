@@ -4,6 +4,7 @@
                  [--lora R] [--pack]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
                  [--lora R]
+    mpirun -n P numtrans sft ... --ddp   (or dpo ... --ddp: data parallel; numtrans[mpi])
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
 
 ``sft`` fine-tunes on the instruction set built from the bundled training splits
@@ -19,13 +20,24 @@ and MLP projection instead of all weights, and merges them into the saved model.
 ``/system TEXT``, Ctrl-D (end of input) to quit (``/reset`` forgets the turns, not the
 system message); ``echo "hi" | numtrans chat --model DIR``
 answers and exits.
+
+``sft --ddp`` and ``dpo --ddp`` (under ``mpirun -n P``) train data parallel: ``--batch-size``
+stays the global batch, each rank trains on its rows of it, weighted by its share of the answer
+tokens (or examples, or pairs), so the model is the one-process model to rounding. Rank 0 alone
+reads the data (and makes ``dpo --make-pairs``'s pairs), prints, evaluates and writes ``--out``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+
+_DDP_HELP = (
+    "data parallel over the ranks of mpirun (mpirun -n 2 numtrans {command} ... --ddp; "
+    "pip install 'numtrans[mpi]'); rank 0 prints and saves"
+)
 
 
 def register(subparsers) -> None:
@@ -50,6 +62,7 @@ def register(subparsers) -> None:
                    help="average the loss over answer tokens, or per example first")  # fmt: skip
     s.add_argument("--pack", action="store_true",
                    help="pack several examples into each row, masked apart (block-diagonal)")  # fmt: skip
+    s.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="sft"))
     new = s.add_argument_group("a new model (without --model)")
     new.add_argument("--vocab-size", type=int, default=1024)
     new.add_argument("--block-size", type=int, default=128)
@@ -77,6 +90,7 @@ def register(subparsers) -> None:
     d.add_argument("--lora", type=int, metavar="R", help="train rank-R LoRA adapters only")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--log-every", type=int, default=10)
+    d.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="dpo"))
     d.set_defaults(func=dpo_command)
 
     c = subparsers.add_parser(
@@ -110,62 +124,126 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _new_model(args, conversations):
-    """A fresh GPT and a byte-level BPE learned on the conversations' text."""
-    from ..models.gpt import GPT, GPTConfig
-    from ..random import manual_seed
+def _new_tokenizer(args, conversations):
+    """A byte-level BPE learned on the conversations' text (for a new model)."""
     from ..tokenizers.bpe import ByteBPETokenizer
 
     texts = [m["content"] for conv in conversations for m in conv]
-    tokenizer = ByteBPETokenizer.train(texts, args.vocab_size)
+    return ByteBPETokenizer.train(texts, args.vocab_size)
+
+
+def _new_gpt(args, tokenizer):
+    """A fresh GPT of the ``--n-layer`` ... sizes over ``tokenizer``'s vocabulary."""
+    from ..models.gpt import GPT, GPTConfig
+    from ..random import manual_seed
+
     manual_seed(args.seed)
     config = GPTConfig(block_size=args.block_size, vocab_size=tokenizer.vocab_size,
                        n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd)  # fmt: skip
-    return GPT(config), tokenizer
+    return GPT(config)
+
+
+def _world(args):
+    """``None`` without ``--ddp``; with it the ranks of mpirun (a one-line error outside it)."""
+    if not args.ddp:
+        return None
+    from ..distributed import init_world
+
+    return init_world()
+
+
+def _read(world, read):
+    """``read()`` here alone, or (data parallel) on rank 0, its result sent to every rank: a
+    mistake in the input is then said once, not once per rank."""
+    if world is None:
+        return read()
+    from ..distributed import share_from_main
+
+    return share_from_main(world, read)
+
+
+@contextlib.contextmanager
+def _job(world):
+    """The training part of a command: as it is in one process; data parallel, the output of
+    ranks > 0 silenced and one failing rank ending the job (instead of hanging the others)."""
+    if world is None:
+        yield
+        return
+    from ..distributed import abort_on_error, quiet_unless_main
+
+    with abort_on_error(world), quiet_unless_main(world):
+        yield
 
 
 def sft_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    _check_positive(args, "steps", "batch_size", "lr", "max_per_task", "log_every", "lora")
-    if args.lora and not args.model:
-        raise ValueError("--lora adapts a pretrained base: give --model BASE_DIR")
     from ..instruct import instruction_set, prepare_model, train_sft
     from ..instruct.tasks import read_conversations
     from ..instruct.train import load_base_model, save_chat_model
 
-    if args.data:
-        conversations, source = read_conversations(args.data), args.data
-    else:
-        conversations = instruction_set(seed=args.seed, max_per_task=args.max_per_task)
-        source = f"bundled instruction set ({args.max_per_task} per task, training splits)"
-    if args.model:
-        model, tokenizer = load_base_model(args.model)
-    else:
-        model, tokenizer = _new_model(args, conversations)
-    added = prepare_model(model, tokenizer)
-    _say(f"sft: {len(conversations)} conversations from {source}; {added} chat tokens added, "
-         f"vocab {tokenizer.vocab_size}, {model.num_params():,} parameters")  # fmt: skip
-    if args.lora:
-        from ..instruct.train import add_sft_lora
+    world = _world(args)
+    main, held = world is None or world.is_main, {}
 
-        lora = add_sft_lora(model, tokenizer, args.lora)
-        _say(f"LoRA rank {args.lora}: {lora['trainable']:,} of {lora['total']:,} parameters "
-             f"train (attention adapters + {len(lora['rows'])} chat-token rows)")  # fmt: skip
-    losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
-                       args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
-                       log_every=args.log_every, loss_per=args.loss_per,
-                       pack=args.pack)  # fmt: skip
-    record = {"stage": "sft", "loss_per": args.loss_per, "pack": args.pack, "source": source,
-              "conversations": len(conversations), "base_model": args.model, "steps": args.steps, "batch_size": args.batch_size,
-              "lr": args.lr, "first_loss": losses[0], "last_loss": losses[-1],
-              "lora_rank": args.lora}  # fmt: skip
-    if args.lora:
-        from ..peft import merge_and_unload
+    def read():  # the settings, the data and the base model (or the new tokenizer), checked
+        _check_positive(args, "steps", "batch_size", "lr", "max_per_task", "log_every", "lora")
+        if args.lora and not args.model:
+            raise ValueError("--lora adapts a pretrained base: give --model BASE_DIR")
+        if world is not None:
+            from ..distributed import check_ranks_fit
 
-        merge_and_unload(model)  # saved merged: `chat` and `dpo` read it as any chat model
-    save_chat_model(model, tokenizer, args.out, record)
-    _say(f"saved the chat model to {args.out} (masked loss {losses[0]:.3f} -> {losses[-1]:.3f})")
+            check_ranks_fit(args.batch_size, world.size, "--batch-size")
+        if args.data:
+            conversations, source = read_conversations(args.data), args.data
+        else:
+            conversations = instruction_set(seed=args.seed, max_per_task=args.max_per_task)
+            source = f"bundled instruction set ({args.max_per_task} per task, training splits)"
+        if args.model:
+            held["model"], tokenizer = load_base_model(args.model)
+        else:
+            tokenizer = _new_tokenizer(args, conversations)
+            held["model"] = _new_gpt(args, tokenizer)
+        return conversations, source, tokenizer
+
+    conversations, source, tokenizer = _read(world, read)
+    if "model" in held:
+        model = held["model"]
+    else:  # (ranks > 0: the same model; rank 0's weights are broadcast when training starts)
+        model = load_base_model(args.model)[0] if args.model else _new_gpt(args, tokenizer)
+    with _job(world):
+        added = prepare_model(model, tokenizer)
+        _say(f"sft: {len(conversations)} conversations from {source}; {added} chat tokens "
+             f"added, vocab {tokenizer.vocab_size}, {model.num_params():,} parameters")  # fmt: skip
+        if args.lora:
+            from ..instruct.train import add_sft_lora
+
+            lora = add_sft_lora(model, tokenizer, args.lora)
+            _say(f"LoRA rank {args.lora}: {lora['trainable']:,} of {lora['total']:,} parameters "
+                 f"train (attention adapters + {len(lora['rows'])} chat-token rows)")  # fmt: skip
+        if world is not None:
+            terms = "answer tokens" if args.loss_per == "token" else "examples"
+            _say(f"data parallel: {world.size} ranks share each global batch of "
+                 f"{args.batch_size}, weighted by {terms}")  # fmt: skip
+        losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
+                           args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
+                           log_every=args.log_every, loss_per=args.loss_per, pack=args.pack,
+                           world=world)  # fmt: skip
+        if not main:
+            return 0
+        record = {"stage": "sft", "loss_per": args.loss_per, "pack": args.pack, "source": source,
+                  "conversations": len(conversations), "base_model": args.model,
+                  "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+                  "first_loss": losses[0], "last_loss": losses[-1],
+                  "lora_rank": args.lora}  # fmt: skip
+        if world is not None:
+            record["ranks"] = world.size
+        if args.lora:
+            from ..peft import merge_and_unload
+
+            merge_and_unload(model)  # saved merged: `chat` and `dpo` read it as any chat model
+        save_chat_model(model, tokenizer, args.out, record)
+        _say(f"saved the chat model to {args.out} (masked loss {losses[0]:.3f} -> "
+             f"{losses[-1]:.3f})")  # fmt: skip
     return 0
 
 
@@ -186,10 +264,6 @@ def _fmt(stats: dict) -> str:
 def dpo_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
-    _check_positive(args, "beta", "steps", "batch_size", "lr", "make_pairs", "max_new_tokens",
-                    "lora")  # fmt: skip
-    if not 0 <= args.val_fraction < 1:
-        raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     from ..instruct.pairs import (
         make_preference_pairs,
         normalize_pair,
@@ -200,12 +274,24 @@ def dpo_command(args, extra: list[str]) -> int:
     from ..instruct.preference import evaluate_preferences, frozen_copy, train_dpo
     from ..instruct.train import load_base_model, save_chat_model
 
-    if args.pairs and not os.path.isfile(args.pairs):
-        raise FileNotFoundError(f"no such pairs file: {args.pairs}")
-    model, tokenizer = load_base_model(args.model, chat=True)
-    if args.pairs:
-        pairs, source = read_pairs(args.pairs), args.pairs
-    else:
+    world = _world(args)
+    main, held = world is None or world.is_main, {}
+
+    def read():  # the settings, the SFT model and the pairs (made here alone), checked
+        _check_positive(args, "beta", "steps", "batch_size", "lr", "make_pairs",
+                        "max_new_tokens", "lora")  # fmt: skip
+        if not 0 <= args.val_fraction < 1:
+            raise ValueError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+        if world is not None:
+            from ..distributed import check_ranks_fit
+
+            check_ranks_fit(args.batch_size, world.size, "--batch-size")
+        if args.pairs and not os.path.isfile(args.pairs):
+            raise FileNotFoundError(f"no such pairs file: {args.pairs}")
+        model, tokenizer = load_base_model(args.model, chat=True)
+        held.update(model=model, tokenizer=tokenizer)
+        if args.pairs:
+            return read_pairs(args.pairs), args.pairs
         made, ties = make_preference_pairs(model, tokenizer, translation_prompts(args.make_pairs,
                                            args.seed), args.seed,
                                            max_new_tokens=args.max_new_tokens)  # fmt: skip
@@ -216,34 +302,51 @@ def dpo_command(args, extra: list[str]) -> int:
         write_pairs(source, made)
         _say(f"made {len(made)} pairs from {args.make_pairs} Tatoeba training prompts "
              f"({ties} ties dropped) -> {source}")  # fmt: skip
-        pairs = [normalize_pair(p) for p in made]
-    train, val = _split(pairs, args.val_fraction, args.seed)
-    reference = frozen_copy(model)  # before any adapter: the plain SFT model
-    if args.lora:
-        from ..peft import apply_lora
+        return [normalize_pair(p) for p in made], source
 
-        apply_lora(model, args.lora, 2 * args.lora, GPT_PROJECTIONS)
-        _say(f"LoRA rank {args.lora}: {model.num_parameters(trainable_only=True):,} of "
-             f"{model.num_parameters():,} parameters train")  # fmt: skip
-    before = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
-    if before:
-        _say(f"held-out ({len(val)} pairs) before: {_fmt(before)}")
-    history = train_dpo(model, reference, train, tokenizer, args.steps, args.batch_size, args.lr,
-                        args.beta, args.seed, log=lambda s, st: _say(f"step {s}/{args.steps}  "
-                        + _fmt(st)), log_every=args.log_every)  # fmt: skip
-    after = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
-    if args.lora:
-        from ..peft import merge_and_unload
+    pairs, source = _read(world, read)
+    if "model" in held:
+        model, tokenizer = held["model"], held["tokenizer"]
+    else:  # (ranks > 0: the same SFT model, read from the same directory)
+        model, tokenizer = load_base_model(args.model, chat=True)
+    with _job(world):
+        train, val = _split(pairs, args.val_fraction, args.seed)
+        val = val if main else []  # (rank 0 alone evaluates)
+        reference = frozen_copy(model)  # before any adapter: the plain SFT model
+        if args.lora:
+            from ..peft import apply_lora
 
-        merge_and_unload(model)  # a plain GPT again: `numtrans chat` reads it as any other
-    if after:
-        _say(f"held-out ({len(val)} pairs) after:  {_fmt(after)}")
-    record = {"stage": "dpo", "reference": args.model, "pairs": source, "train_pairs": len(train),
-              "val_pairs": len(val), "beta": args.beta, "steps": args.steps, "lr": args.lr,
-              "lora_rank": args.lora,
-              "last_step": history[-1], "val_before": before, "val_after": after}  # fmt: skip
-    save_chat_model(model, tokenizer, args.out, record)
-    _say(f"saved the DPO model to {args.out}")
+            apply_lora(model, args.lora, 2 * args.lora, GPT_PROJECTIONS)
+            _say(f"LoRA rank {args.lora}: {model.num_parameters(trainable_only=True):,} of "
+                 f"{model.num_parameters():,} parameters train")  # fmt: skip
+        before = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
+        if before:
+            _say(f"held-out ({len(val)} pairs) before: {_fmt(before)}")
+        if world is not None:
+            _say(f"data parallel: {world.size} ranks share each global batch of "
+                 f"{args.batch_size} pairs")  # fmt: skip
+        history = train_dpo(model, reference, train, tokenizer, args.steps, args.batch_size,
+                            args.lr, args.beta, args.seed, log=lambda s, st: _say(
+                            f"step {s}/{args.steps}  " + _fmt(st)), log_every=args.log_every,
+                            world=world)  # fmt: skip
+        if not main:
+            return 0
+        after = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
+        if args.lora:
+            from ..peft import merge_and_unload
+
+            merge_and_unload(model)  # a plain GPT again: `numtrans chat` reads it as any other
+        if after:
+            _say(f"held-out ({len(val)} pairs) after:  {_fmt(after)}")
+        record = {"stage": "dpo", "reference": args.model, "pairs": source,
+                  "train_pairs": len(train), "val_pairs": len(val), "beta": args.beta,
+                  "steps": args.steps, "lr": args.lr, "lora_rank": args.lora,
+                  "last_step": history[-1], "val_before": before,
+                  "val_after": after}  # fmt: skip
+        if world is not None:
+            record["ranks"] = world.size
+        save_chat_model(model, tokenizer, args.out, record)
+        _say(f"saved the DPO model to {args.out}")
     return 0
 
 

@@ -16,6 +16,12 @@ KL(pi_ref || pi) per sequence, in nats: 0 at the start, growing as the policy mo
 (an estimate from a few samples: one batch's value can be negative). :func:`evaluate_preferences`
 also reports ``token_kl``, exact per position: the mean over response positions of
 KL(pi || pi_ref) = sum_v pi(v) (log pi(v) - log pi_ref(v)) given the same prefix, never < 0.
+
+Data parallel (``train_dpo(..., world=World)``, ``numtrans dpo --ddp`` under ``mpirun -n P``):
+every rank draws the same B pairs, runs the policy and the reference on its own pairs (its
+chosen and rejected rows of the global batch) and weights its gradient and statistics by its
+share of the pairs, so the ranks take the one-process step
+(:class:`numtrans.instruct.train.DataParallelSteps`).
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import copy
 import numpy as np
 
 from ..autograd import no_grad
+from ..distributed import check_ranks_fit
 from ..finetune.dpo import dpo_loss, sequence_logprobs
 from ..functional.activations import softmax_array
 from ..optim import AdamW, clip_grad_norm_
 from .sft import IGNORE_INDEX, sft_example
+from .train import DataParallelSteps
 
 
 def frozen_copy(model):
@@ -103,16 +111,28 @@ def evaluate_preferences(policy, reference, pairs, tokenizer, beta=0.1, batch_si
     return {k: v / n for k, v in totals.items()}
 
 
+STEP_STATISTICS = ("loss", "reward_margin", "reward_accuracy", "kl")  # means over the pairs
+
+
 def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e-5, beta=0.1,
-              seed=0, log=None, log_every=1):  # fmt: skip
+              seed=0, log=None, log_every=1, world=None):  # fmt: skip
     """Run ``steps`` DPO steps on ``pairs`` (list of (prompt, chosen, rejected)); returns the
-    per-step statistics. ``log(step, stats)`` is called every ``log_every`` steps."""
+    per-step statistics. ``log(step, stats)`` is called every ``log_every`` steps.
+
+    ``world`` (``numtrans.distributed.init_world()``, under ``mpirun -n P``): data parallel.
+    ``batch_size`` stays the global batch of pairs; each rank computes the loss of its pairs
+    (policy and reference alike), weighted by its share of them, and the statistics returned
+    (and logged: let rank 0 alone ``log``) are the global batch's, with the norm of the averaged
+    gradient before clipping as ``grad_norm``."""
     if not pairs:
         raise ValueError("train_dpo needs at least one preference pair")
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
+    if world is not None:
+        check_ranks_fit(batch_size, world.size)
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=0.0)
+    ddp = None if world is None else DataParallelSteps(world, optimizer, [policy, reference], seed)
     rng = np.random.default_rng(seed)
     order, pos, history = rng.permutation(len(pairs)), 0, []
     policy.train()
@@ -123,14 +143,48 @@ def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e
         pos += batch_size
         batch = preference_batch(chunk, tokenizer, policy.config.block_size)
         optimizer.zero_grad()
-        loss, stats = dpo_step_stats(policy, reference, batch, beta)
-        if not np.isfinite(stats["loss"]):
-            raise FloatingPointError(f"DPO step {step}: the loss is {stats['loss']}")
-        loss.backward()
+        if ddp is None:
+            loss, stats = dpo_step_stats(policy, reference, batch, beta)
+            if not np.isfinite(stats["loss"]):
+                raise FloatingPointError(f"DPO step {step}: the loss is {stats['loss']}")
+            loss.backward()
+        else:
+            stats = _dpo_step_on_rows(ddp, policy, reference, batch, beta, step)
         stats["grad_norm"] = float(clip_grad_norm_(params, 1.0))
         optimizer.step()
         history.append(stats)
         if log is not None and (step % log_every == 0 or step == steps):
             log(step, stats)
+    if ddp is not None:
+        ddp.check_same_state("at the end")
     policy.eval()
     return history
+
+
+def _pair_rows(batch, rows: slice):
+    """The chosen and the rejected rows of the pairs ``rows`` of a ``preference_batch`` (the
+    global batch's width kept): a ``preference_batch`` of those pairs alone."""
+    x, y = batch
+    half = len(x) // 2
+    pick = np.r_[np.arange(half)[rows], half + np.arange(half)[rows]]
+    return x[pick], y[pick]
+
+
+def _dpo_step_on_rows(ddp, policy, reference, batch, beta: float, step: int) -> dict:
+    """This rank's backward on its pairs of the global ``batch``, weighted by its share of the
+    pairs, then the ranks' gradients averaged; returns the global batch's statistics."""
+    ddp.start_step(step)
+    pairs = len(batch[0]) // 2
+    local = _pair_rows(batch, ddp.rows(pairs))
+    weighted = np.zeros(len(STEP_STATISTICS))
+    if len(local[0]):  # (fewer pairs than ranks leaves a rank without any: it adds nothing)
+        weight = ddp.weight(len(local[0]) // 2, pairs)
+        loss, stats = dpo_step_stats(policy, reference, local, beta)
+        weighted = np.array([stats[k] for k in STEP_STATISTICS]) * weight
+        if np.isfinite(weighted[0]):  # (a non-finite loss stops every rank below, alike)
+            (loss if weight == 1.0 else loss * weight).backward()
+    stats = dict(zip(STEP_STATISTICS, map(float, ddp.mean(weighted))))
+    if not np.isfinite(stats["loss"]):
+        raise FloatingPointError(f"DPO step {step}: the loss is {stats['loss']} (over all ranks)")
+    ddp.average_gradients()
+    return stats

@@ -17,12 +17,29 @@ no low-rank update of the attention can make the model read or write it. They tr
 (``modules_to_save``), because the table is V x C: for the small GPTs here it is most of the
 model, and training it would leave little to call parameter-efficient; 4 rows are 4 x C numbers.
 GPT's tied ``lm_head`` reads the same rows, so the model also learns to *emit* ``<|end|>``.
+
+Data parallel (``train_sft(..., world=World)``, ``numtrans sft --ddp`` under ``mpirun -n P``):
+every rank draws the same global batch and trains on its rows; each rank's gradient is weighted
+by its share of the terms the loss averages (answer tokens, or examples) before the ranks'
+gradients are averaged, so P ranks take the step one process takes on the whole batch
+(:class:`DataParallelSteps`, also used by :func:`numtrans.instruct.preference.train_dpo`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import random as nt_random
+from ..distributed import (
+    GradientBuckets,
+    allreduce_sum,
+    broadcast_parameters,
+    check_ranks_fit,
+    check_same_state,
+    rank_seed,
+    shard_bounds,
+    state_digest,
+)
 from ..finetune.dpo import sequence_logprobs
 from ..functional.losses import cross_entropy
 from ..optim import AdamW, clip_grad_norm_
@@ -58,9 +75,95 @@ def add_sft_lora(model, tokenizer, r: int, alpha: float | None = None) -> dict:
     return {"trainable": trained, "total": total, "rows": rows}
 
 
+class DataParallelSteps:
+    """The data-parallel part of an SFT or DPO step, over ``world``'s ranks.
+
+    Every rank holds the whole global batch (the same seeded order on every rank) and trains on
+    its rows, ``rows(n)`` (``shard_bounds``: sizes differ by at most one, a rank may get none).
+    Rank r's loss is a mean over its ``m_r`` of the batch's ``M`` terms (answer tokens, examples,
+    pairs): scaled by ``weight(m_r, M) = m_r P / M`` before the backward, the ranks' gradients
+    average (``GradientBuckets``, which divides by P) to ``sum_r m_r g_r / M``, the gradient of
+    the global batch's mean, as in one process (``numtrans.distributed.data``). The same weights
+    turn the ranks' losses into the global batch's (``mean``). The caller clips the norm after
+    ``average_gradients``, so every rank clips the same gradient and takes the same step.
+
+    Built after the optimiser, before the first step: rank 0's parameters of every model in
+    ``models`` (the policy, and DPO's frozen reference) are broadcast and the state hashes
+    compared; ``check_same_state("at the end")`` compares them again after the last step.
+    """
+
+    def __init__(self, world, optimizer, models, seed: int = 0):
+        self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.buckets = GradientBuckets(params, world.comm)
+        self._present = None
+        for model in self.models:
+            broadcast_parameters(model.parameters(), world.comm)
+        self.check_same_state("at the start")
+
+    def check_same_state(self, where: str) -> None:
+        """Every model's parameters and the optimiser's state hash the same on every rank."""
+        digests = [state_digest(m, self.optimizer if i == 0 else None)
+                   for i, m in enumerate(self.models)]  # fmt: skip
+        check_same_state(self.world.comm, "".join(digests), where)
+
+    def start_step(self, step: int) -> None:
+        """Reseed dropout from ``(seed, step, rank)`` (``rank_seed``): each rank's rows get
+        their own masks, reproducibly (the data-parallel trainer's streams)."""
+        nt_random.manual_seed(rank_seed(self.seed, step, self.world.rank))
+
+    def rows(self, n: int) -> slice:
+        """This rank's rows of a global batch of ``n``."""
+        return slice(*shard_bounds(n, self.world.rank, self.world.size))
+
+    def weight(self, local: float, total: float) -> float:
+        """``m_r P / M``; 0 for a batch without terms (its loss is 0 in one process too)."""
+        return local * self.world.size / total if total else 0.0
+
+    def mean(self, weighted) -> np.ndarray:
+        """The global batch's statistics from this rank's weighted ones (``value * weight``),
+        sent in one message with which gradients this rank holds (for ``average_gradients``)."""
+        k = len(weighted)
+        summed = allreduce_sum(np.concatenate([weighted, self.buckets.presence()]),
+                               self.world.comm)  # fmt: skip
+        self._present = summed[k:]
+        return summed[:k] / self.world.size
+
+    def average_gradients(self) -> None:
+        """Every gradient replaced by its mean over the ranks (a parameter no rank touched keeps
+        ``grad=None``); call after ``mean``."""
+        self.buckets.allreduce_(present=self._present)
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (a time limit: rank 0's clock decides for all)."""
+        return bool(self.world.comm.bcast(bool(flag), root=0))
+
+
+def _sft_loss(model, x, y, doc, loss_per: str):
+    """The batch's SFT loss: a mean over its answer tokens, or over its examples."""
+    if loss_per == "token":
+        return model(x, y, document_ids=doc)[1]
+    return _example_mean_loss(model, x, y, doc)
+
+
+def _loss_terms(y, doc, loss_per: str) -> int:
+    """How many terms the SFT loss of a batch averages: its answer tokens (``"token"``), its
+    rows (``"example"``, one example a row) or its packed examples with an answer (``"example"``,
+    packed: each lies within one row, so a shard of rows holds whole examples)."""
+    valid = y != IGNORE_INDEX
+    if loss_per == "token":
+        return int(valid.sum())
+    if doc is None:
+        return len(y)
+    if not valid.any():
+        return 0
+    row = np.nonzero(valid)[0]  # (the same (row, document) key as _example_mean_loss)
+    return len(np.unique(row * (int(doc.max()) + 1) + doc[valid]))
+
+
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
               log=None, log_every=10, weight_decay=0.0, max_seconds=None,
-              loss_per="token", pack=False):  # fmt: skip
+              loss_per="token", pack=False, world=None):  # fmt: skip
     """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
 
     Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
@@ -70,6 +173,12 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     default and GPT's own loss, every answer token weighs the same).
     ``pack=True`` packs several examples into each row of ``block_size`` tokens (``batch_size``
     rows a step), each attending only to itself; the losses are the same averages.
+
+    ``world`` (``numtrans.distributed.init_world()``, under ``mpirun -n P``): data parallel.
+    ``batch_size`` stays the global batch; every rank trains on its rows of it, weighted by its
+    share of the answer tokens (``"token"``) or examples (``"example"``), so the ranks take the
+    one-process step (:class:`DataParallelSteps`); the returned and logged losses are the global
+    batch's, on every rank (only rank 0 should ``log``), and rank 0's clock ends a timed run.
     """
     if loss_per not in ("token", "example"):
         raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
@@ -78,6 +187,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     if not conversations:
         raise ValueError("train_sft needs at least one conversation")
+    if world is not None:
+        check_ranks_fit(batch_size, world.size)
     block = model.config.block_size
     examples = [sft_example(c, tokenizer, block) for c in conversations]
     if pack:
@@ -86,6 +197,7 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         batches = [(x, y, None) for x, y in bucket_batches(examples, batch_size, pad_id=0)]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
+    ddp = None if world is None else DataParallelSteps(world, optimizer, [model], seed)
     rng = np.random.default_rng(seed)
     order, pos, losses = rng.permutation(len(batches)), 0, []
     model.train()
@@ -95,24 +207,48 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         x, y, doc = batches[order[pos]]
         pos += 1
         optimizer.zero_grad()
-        if loss_per == "token":
-            loss = model(x, y, document_ids=doc)[1]
+        if ddp is None:
+            loss = _sft_loss(model, x, y, doc, loss_per)
+            value = loss.item()
+            if not np.isfinite(value):
+                raise FloatingPointError(f"SFT step {step}: the loss is {value}")
+            loss.backward()
         else:
-            loss = _example_mean_loss(model, x, y, doc)
-        value = loss.item()
-        if not np.isfinite(value):
-            raise FloatingPointError(f"SFT step {step}: the loss is {value}")
-        loss.backward()
+            value = _sft_step_on_rows(ddp, model, x, y, doc, loss_per, step)
         clip_grad_norm_(params, 1.0)
         optimizer.step()
         losses.append(value)
         out_of_time = deadline is not None and time.perf_counter() > deadline
+        if ddp is not None and deadline is not None:
+            out_of_time = ddp.agree(out_of_time)
         if log is not None and (step % log_every == 0 or step == steps or out_of_time):
             log(step, value)
         if out_of_time:
             break
+    if ddp is not None:
+        ddp.check_same_state("at the end")
     model.eval()
     return losses
+
+
+def _sft_step_on_rows(ddp: DataParallelSteps, model, x, y, doc, loss_per: str, step: int) -> float:
+    """This rank's backward on its rows of the global batch ``(x, y, doc)``, weighted by its
+    share of the loss's terms, then the ranks' gradients averaged; returns the global loss."""
+    ddp.start_step(step)
+    rows = ddp.rows(len(x))
+    xs, ys, ds = x[rows], y[rows], None if doc is None else doc[rows]
+    weighted = 0.0
+    if len(xs):  # (a short last batch may leave a rank without rows: it adds nothing)
+        weight = ddp.weight(_loss_terms(ys, ds, loss_per), _loss_terms(y, doc, loss_per))
+        loss = _sft_loss(model, xs, ys, ds, loss_per)
+        weighted = loss.item() * weight
+        if np.isfinite(weighted):  # (a non-finite loss stops every rank below, alike)
+            (loss if weight == 1.0 else loss * weight).backward()
+    value = float(ddp.mean([weighted])[0])
+    if not np.isfinite(value):
+        raise FloatingPointError(f"SFT step {step}: the loss is {value} (over all ranks)")
+    ddp.average_gradients()
+    return value
 
 
 def _example_mean_loss(model, x, y, document_ids=None):
