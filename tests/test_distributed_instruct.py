@@ -233,3 +233,4 @@ def test_ddp_outside_mpirun_is_one_line(tmp_path, job):
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "start it with mpirun" in result.stderr
     assert result.stderr.startswith(f"numtrans {job}: error: --ddp runs one process per rank")
+    assert f"mpirun -n 2 numtrans {job} ... --ddp" in result.stderr  # the command run, not another

@@ -152,7 +152,7 @@ def pretrain_mlm_command(args, extra: list[str]) -> int:
     if not args.ddp:
         pretrain_mlm(corpus_texts(args.data), cfg, out_dir=args.out)
         return 0
-    world = init_world()
+    world = init_world(command="pretrain-mlm")
 
     def read():  # on rank 0: a bad corpus or too many ranks is said once, not once per rank
         check_ranks_fit(cfg.batch_size, world.size)
@@ -208,7 +208,7 @@ def finetune_command(args, extra: list[str]) -> int:
         train, val = read()
         finetune(args.model, train, cfg, val=val, out_dir=args.out)
         return 0
-    world = init_world()
+    world = init_world(command="finetune")
 
     def read_on_main():  # on rank 0: a bad file or too many ranks is said once, not once per rank
         check_ranks_fit(cfg.batch_size, world.size)

@@ -149,7 +149,7 @@ def _world(args):
         return None
     from ..distributed import init_world
 
-    return init_world()
+    return init_world(command=args.command)
 
 
 def _read(world, read):

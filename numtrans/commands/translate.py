@@ -148,7 +148,7 @@ def train_command(args, extra: list[str]) -> int:
     from ..recipes.translation import prepare
     from ..validation import check_output_dir
 
-    world = init_world()
+    world = init_world(command="train-translation")
 
     def read():  # on rank 0: a bad corpus or out_dir is said once, not once per rank
         check_output_dir(cfg.out_dir)

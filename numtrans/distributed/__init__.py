@@ -14,6 +14,7 @@ update on every rank, so the copies never drift apart. The pieces, one file each
 * ``state.py``   rank 0's parameters broadcast at the start; a hash of parameters + optimiser
                  state compared across ranks at the start and at every checkpoint
 * ``trainer.py`` ``DistributedTrainer``: ``Trainer`` with the data-parallel step
+* ``steps.py``   ``DataParallelSteps``: the same step for hand-written loops (SFT, DPO)
 * ``zero.py``    ZeRO-1 (``DistributedTrainer(..., zero=True)``, ``ddp_zero=true``): each rank
                  keeps the optimiser state of its own parameters only, then all-gathers them
 
@@ -34,6 +35,7 @@ from .data import (
 )
 from .reduce import GradientBuckets, allreduce_gradients_plain, allreduce_sum
 from .state import broadcast_parameters, check_same_state, state_digest
+from .steps import DataParallelSteps
 from .trainer import DistributedTrainer, rank_seed
 from .world import (
     DistributedError,
@@ -53,6 +55,7 @@ from .world import (
 from .zero import ZeroRedundancyOptimizer, optimizer_state_bytes, partition_parameters
 
 __all__ = [
+    "DataParallelSteps",
     "DistributedError",
     "DistributedTrainer",
     "ZeroRedundancyOptimizer",

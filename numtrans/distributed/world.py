@@ -91,14 +91,17 @@ class World:
         self.comm.Barrier()
 
 
-def init_world(require_launcher: bool = True, what: str = "--ddp") -> World:
+def init_world(
+    require_launcher: bool = True, what: str = "--ddp", command: str = "pretrain"
+) -> World:
     """``World(MPI.COMM_WORLD)`` after checking that MPI is installed and (unless
-    ``require_launcher=False``) that a launcher started this process."""
+    ``require_launcher=False``) that a launcher started this process; ``command`` names the
+    ``numtrans`` command in the error's example."""
     if require_launcher and not launched_by_mpirun():
         # checked before importing mpi4py: without a launcher it would quietly make a world of one
         raise DistributedError(
             f"{what} runs one process per rank: start it with mpirun, e.g. "
-            "`mpirun -n 2 numtrans pretrain ... --ddp` (as root add --allow-run-as-root, "
+            f"`mpirun -n 2 numtrans {command} ... --ddp` (as root add --allow-run-as-root, "
             "with more ranks than cores add --oversubscribe)"
         )
     MPI = require_mpi()

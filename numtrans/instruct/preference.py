@@ -21,7 +21,7 @@ Data parallel (``train_dpo(..., world=World)``, ``numtrans dpo --ddp`` under ``m
 every rank draws the same B pairs, runs the policy and the reference on its own pairs (its
 chosen and rejected rows of the global batch) and weights its gradient and statistics by its
 share of the pairs, so the ranks take the one-process step
-(:class:`numtrans.instruct.train.DataParallelSteps`).
+(:class:`numtrans.distributed.DataParallelSteps`).
 """
 
 from __future__ import annotations
@@ -31,12 +31,11 @@ import copy
 import numpy as np
 
 from ..autograd import no_grad
-from ..distributed import check_ranks_fit
+from ..distributed import DataParallelSteps, check_ranks_fit
 from ..finetune.dpo import dpo_loss, sequence_logprobs
 from ..functional.activations import softmax_array
 from ..optim import AdamW, clip_grad_norm_
 from .sft import IGNORE_INDEX, sft_example
-from .train import DataParallelSteps
 
 
 def frozen_copy(model):

@@ -22,24 +22,15 @@ Data parallel (``train_sft(..., world=World)``, ``numtrans sft --ddp`` under ``m
 every rank draws the same global batch and trains on its rows; each rank's gradient is weighted
 by its share of the terms the loss averages (answer tokens, or examples) before the ranks'
 gradients are averaged, so P ranks take the step one process takes on the whole batch
-(:class:`DataParallelSteps`, also used by :func:`numtrans.instruct.preference.train_dpo`).
+(``numtrans.distributed.DataParallelSteps``, also used by
+:func:`numtrans.instruct.preference.train_dpo`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import random as nt_random
-from ..distributed import (
-    GradientBuckets,
-    allreduce_sum,
-    broadcast_parameters,
-    check_ranks_fit,
-    check_same_state,
-    rank_seed,
-    shard_bounds,
-    state_digest,
-)
+from ..distributed import DataParallelSteps, check_ranks_fit
 from ..finetune.dpo import sequence_logprobs
 from ..functional.losses import cross_entropy
 from ..optim import AdamW, clip_grad_norm_
@@ -73,70 +64,6 @@ def add_sft_lora(model, tokenizer, r: int, alpha: float | None = None) -> dict:
                trainable_token_indices=tokens)  # fmt: skip
     trained, total = trainable_parameters(model)
     return {"trainable": trained, "total": total, "rows": rows}
-
-
-class DataParallelSteps:
-    """The data-parallel part of an SFT or DPO step, over ``world``'s ranks.
-
-    Every rank holds the whole global batch (the same seeded order on every rank) and trains on
-    its rows, ``rows(n)`` (``shard_bounds``: sizes differ by at most one, a rank may get none).
-    Rank r's loss is a mean over its ``m_r`` of the batch's ``M`` terms (answer tokens, examples,
-    pairs): scaled by ``weight(m_r, M) = m_r P / M`` before the backward, the ranks' gradients
-    average (``GradientBuckets``, which divides by P) to ``sum_r m_r g_r / M``, the gradient of
-    the global batch's mean, as in one process (``numtrans.distributed.data``). The same weights
-    turn the ranks' losses into the global batch's (``mean``). The caller clips the norm after
-    ``average_gradients``, so every rank clips the same gradient and takes the same step.
-
-    Built after the optimiser, before the first step: rank 0's parameters of every model in
-    ``models`` (the policy, and DPO's frozen reference) are broadcast and the state hashes
-    compared; ``check_same_state("at the end")`` compares them again after the last step.
-    """
-
-    def __init__(self, world, optimizer, models, seed: int = 0):
-        self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.buckets = GradientBuckets(params, world.comm)
-        self._present = None
-        for model in self.models:
-            broadcast_parameters(model.parameters(), world.comm)
-        self.check_same_state("at the start")
-
-    def check_same_state(self, where: str) -> None:
-        """Every model's parameters and the optimiser's state hash the same on every rank."""
-        digests = [state_digest(m, self.optimizer if i == 0 else None)
-                   for i, m in enumerate(self.models)]  # fmt: skip
-        check_same_state(self.world.comm, "".join(digests), where)
-
-    def start_step(self, step: int) -> None:
-        """Reseed dropout from ``(seed, step, rank)`` (``rank_seed``): each rank's rows get
-        their own masks, reproducibly (the data-parallel trainer's streams)."""
-        nt_random.manual_seed(rank_seed(self.seed, step, self.world.rank))
-
-    def rows(self, n: int) -> slice:
-        """This rank's rows of a global batch of ``n``."""
-        return slice(*shard_bounds(n, self.world.rank, self.world.size))
-
-    def weight(self, local: float, total: float) -> float:
-        """``m_r P / M``; 0 for a batch without terms (its loss is 0 in one process too)."""
-        return local * self.world.size / total if total else 0.0
-
-    def mean(self, weighted) -> np.ndarray:
-        """The global batch's statistics from this rank's weighted ones (``value * weight``),
-        sent in one message with which gradients this rank holds (for ``average_gradients``)."""
-        k = len(weighted)
-        summed = allreduce_sum(np.concatenate([weighted, self.buckets.presence()]),
-                               self.world.comm)  # fmt: skip
-        self._present = summed[k:]
-        return summed[:k] / self.world.size
-
-    def average_gradients(self) -> None:
-        """Every gradient replaced by its mean over the ranks (a parameter no rank touched keeps
-        ``grad=None``); call after ``mean``."""
-        self.buckets.allreduce_(present=self._present)
-
-    def agree(self, flag: bool) -> bool:
-        """Rank 0's ``flag`` on every rank (a time limit: rank 0's clock decides for all)."""
-        return bool(self.world.comm.bcast(bool(flag), root=0))
 
 
 def _sft_loss(model, x, y, doc, loss_per: str):
