@@ -85,8 +85,20 @@ def test_sft_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokeniz
 
 
 @needs_mpi
-def test_dpo_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokenizer):
-    _compare(two_ranks, "dpo", tokenizer)
+@pytest.mark.parametrize("case", ["dpo", "dpo-zero"])
+def test_dpo_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokenizer, case):
+    _compare(two_ranks, case, tokenizer)
+
+
+@needs_mpi
+@pytest.mark.parametrize("job", ["sft-token", "dpo"])
+def test_zero_shards_the_optimizer_state_over_the_ranks(two_ranks, job):
+    """Plain DDP: every rank holds every parameter's AdamW state; ZeRO-1: each rank some, none
+    twice, all of them between the two (and the parameters are the same: the tests above)."""
+    plain = json.loads((two_ranks / f"{job}.state.json").read_text())
+    zero = json.loads((two_ranks / f"{job}-zero.state.json").read_text())
+    assert plain[0] == plain[1] > 2
+    assert all(0 < n < plain[0] for n in zero) and sum(zero) == plain[0], (plain, zero)
 
 
 @needs_mpi
@@ -182,7 +194,8 @@ def test_sft_ddp_writes_the_one_process_model_once(cli_runs):
     assert "data parallel: 2 ranks share each global batch of 4, weighted by answer" in job.stdout
     record = json.loads((base / "ddp" / "training.json").read_text())
     want = json.loads((base / "one" / "training.json").read_text())
-    assert record.pop("ranks") == 2 and record.keys() == want.keys()
+    assert record.pop("ranks") == 2 and record.pop("zero") is False
+    assert record.keys() == want.keys()
     for key in ("first_loss", "last_loss"):
         assert record[key] == pytest.approx(want[key], rel=1e-5), key
     # the tokenizer was learned once, on rank 0, and is the one one process learns
@@ -234,3 +247,20 @@ def test_ddp_outside_mpirun_is_one_line(tmp_path, job):
     assert result.stderr.count("\n") == 1 and "start it with mpirun" in result.stderr
     assert result.stderr.startswith(f"numtrans {job}: error: --ddp runs one process per rank")
     assert f"mpirun -n 2 numtrans {job} ... --ddp" in result.stderr  # the command run, not another
+
+
+@pytest.mark.parametrize("job", ["sft", "dpo"])
+def test_zero_without_data_parallel_is_one_line(tmp_path, tokenizer, job):
+    from numtrans.instruct.preference import train_dpo
+    from numtrans.instruct.train import train_sft
+
+    model = fresh_model(tokenizer)
+    with pytest.raises(ValueError, match=r"^zero=True shards AdamW's state over data-parallel"):
+        if job == "sft":
+            train_sft(model, tokenizer, conversations(), zero=True)
+        else:
+            train_dpo(model, fresh_model(tokenizer), pairs(), tokenizer, zero=True)
+    more = ["--out", "x"] if job == "sft" else ["--model", "m", "--out", "x", "--pairs", "p"]
+    result = _alone([job, *more, "--zero"], tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--zero shards the optimiser over data-parallel ranks: it needs --ddp" in result.stderr

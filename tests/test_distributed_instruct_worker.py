@@ -3,7 +3,8 @@
     mpirun -n P python tests/test_distributed_instruct_worker.py TOKENIZER OUT
         every case of ``CASES``: ``STEPS`` data-parallel SFT or DPO steps of a tiny float64 GPT,
         each rank built from another seed (rank 0's weights are broadcast); rank 0 writes each
-        case's parameters to OUT/CASE.npz and its losses (DPO: step statistics) to OUT/CASE.json.
+        case's parameters to OUT/CASE.npz and its losses (DPO: step statistics) to OUT/CASE.json,
+        and how many parameters' AdamW states each rank holds to OUT/CASE.state.json.
         Then a timed SFT run in which only rank 0's time is up at once (max_seconds 0, the others
         an hour): every rank's number of steps goes to OUT/timed.json
 
@@ -27,6 +28,8 @@ CASES = [
     ("sft-token-packed", "sft", "token", True, 2),  # packed rows of 48 tokens, 2 a batch
     ("sft-example-packed", "sft", "example", True, 2),
     ("dpo", "dpo", None, False, 3),  # 3 pairs a step: 1 + 2 over 2 ranks
+    ("sft-token-zero", "sft", "token", False, 4),  # ZeRO-1: the same step, sharded AdamW state
+    ("dpo-zero", "dpo", None, False, 3),
 ]
 
 
@@ -66,15 +69,32 @@ def run_case(case: str, tokenizer, world=None, seed: int = 0):
     from numtrans.instruct.train import train_sft
 
     _, job, loss_per, pack, batch_size = next(c for c in CASES if c[0] == case)
+    zero = world is not None and case.endswith("-zero")  # (one process: plain AdamW)
     policy = model(tokenizer, seed)
     if job == "dpo":
         reference = frozen_copy(policy)  # (on rank 1 another model: the broadcast fixes it)
         history = train_dpo(policy, reference, pairs(), tokenizer, steps=STEPS,
-                            batch_size=batch_size, lr=1e-2, beta=0.5, world=world)  # fmt: skip
+                            batch_size=batch_size, lr=1e-2, beta=0.5, world=world,
+                            zero=zero)  # fmt: skip
         return policy, history
     losses = train_sft(policy, tokenizer, conversations(), steps=STEPS, batch_size=batch_size,
-                       lr=1e-2, loss_per=loss_per, pack=pack, world=world)  # fmt: skip
+                       lr=1e-2, loss_per=loss_per, pack=pack, world=world, zero=zero)  # fmt: skip
     return policy, losses
+
+
+def _record_data_parallel_steps() -> list:
+    """Every ``DataParallelSteps`` made from now on, appended to the returned list (to count the
+    optimiser states each rank holds: with ZeRO-1 a share of them, else all)."""
+    from numtrans.distributed import steps
+
+    made, init = [], steps.DataParallelSteps.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    steps.DataParallelSteps.__init__ = recording
+    return made
 
 
 def main(tokenizer_path: str, out: str) -> None:
@@ -83,13 +103,17 @@ def main(tokenizer_path: str, out: str) -> None:
 
     world = dist.init_world()
     tokenizer = load(tokenizer_path)
+    made = _record_data_parallel_steps()
     with dist.abort_on_error(world):
         for case, *_ in CASES:
             policy, losses = run_case(case, tokenizer, world, seed=world.rank)
+            held = world.comm.gather(len(made[-1].optimizer.state), root=0)  # AdamW states
             if world.is_main:
                 np.savez(os.path.join(out, case + ".npz"), **policy.state_dict())
                 with open(os.path.join(out, case + ".json"), "w", encoding="utf-8") as f:
                     json.dump(losses, f)
+                with open(os.path.join(out, case + ".state.json"), "w", encoding="utf-8") as f:
+                    json.dump(held, f)
         from numtrans.instruct.train import train_sft
 
         seconds = 0.0 if world.is_main else 3600.0  # rank 0's clock decides for every rank

@@ -4,7 +4,7 @@
                  [--lora R] [--pack]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
                  [--lora R]
-    mpirun -n P numtrans sft ... --ddp   (or dpo ... --ddp: data parallel; numtrans[mpi])
+    mpirun -n P numtrans sft ... --ddp [--zero]   (or dpo: data parallel; numtrans[mpi])
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
 
 ``sft`` fine-tunes on the instruction set built from the bundled training splits
@@ -25,6 +25,7 @@ answers and exits.
 stays the global batch, each rank trains on its rows of it, weighted by its share of the answer
 tokens (or examples, or pairs), so the model is the one-process model to rounding. Rank 0 alone
 reads the data (and makes ``dpo --make-pairs``'s pairs), prints, evaluates and writes ``--out``.
+``--zero`` (with ``--ddp``) shards AdamW's state over the ranks (ZeRO-1).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _DDP_HELP = (
     "data parallel over the ranks of mpirun (mpirun -n 2 numtrans {command} ... --ddp; "
     "pip install 'numtrans[mpi]'); rank 0 prints and saves"
 )
+_ZERO_HELP = "with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)"
 
 
 def register(subparsers) -> None:
@@ -63,6 +65,7 @@ def register(subparsers) -> None:
     s.add_argument("--pack", action="store_true",
                    help="pack several examples into each row, masked apart (block-diagonal)")  # fmt: skip
     s.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="sft"))
+    s.add_argument("--zero", action="store_true", help=_ZERO_HELP)
     new = s.add_argument_group("a new model (without --model)")
     new.add_argument("--vocab-size", type=int, default=1024)
     new.add_argument("--block-size", type=int, default=128)
@@ -91,6 +94,7 @@ def register(subparsers) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--log-every", type=int, default=10)
     d.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="dpo"))
+    d.add_argument("--zero", action="store_true", help=_ZERO_HELP)
     d.set_defaults(func=dpo_command)
 
     c = subparsers.add_parser(
@@ -145,9 +149,11 @@ def _new_gpt(args, tokenizer):
 
 def _world(args):
     """``None`` without ``--ddp``; with it the ranks of mpirun (a one-line error outside it)."""
+    from ..distributed import init_world, require_ddp
+
+    require_ddp(args.zero, args.ddp, "--zero", args.command)
     if not args.ddp:
         return None
-    from ..distributed import init_world
 
     return init_world(command=args.command)
 
@@ -227,7 +233,7 @@ def sft_command(args, extra: list[str]) -> int:
         losses = train_sft(model, tokenizer, conversations, args.steps, args.batch_size, args.lr,
                            args.seed, log=lambda s, v: _say(f"step {s}/{args.steps}  loss {v:.4f}"),
                            log_every=args.log_every, loss_per=args.loss_per, pack=args.pack,
-                           world=world)  # fmt: skip
+                           world=world, zero=args.zero)  # fmt: skip
         if not main:
             return 0
         record = {"stage": "sft", "loss_per": args.loss_per, "pack": args.pack, "source": source,
@@ -236,7 +242,7 @@ def sft_command(args, extra: list[str]) -> int:
                   "first_loss": losses[0], "last_loss": losses[-1],
                   "lora_rank": args.lora}  # fmt: skip
         if world is not None:
-            record["ranks"] = world.size
+            record.update(ranks=world.size, zero=args.zero)
         if args.lora:
             from ..peft import merge_and_unload
 
@@ -328,7 +334,7 @@ def dpo_command(args, extra: list[str]) -> int:
         history = train_dpo(model, reference, train, tokenizer, args.steps, args.batch_size,
                             args.lr, args.beta, args.seed, log=lambda s, st: _say(
                             f"step {s}/{args.steps}  " + _fmt(st)), log_every=args.log_every,
-                            world=world)  # fmt: skip
+                            world=world, zero=args.zero)  # fmt: skip
         if not main:
             return 0
         after = evaluate_preferences(model, reference, val, tokenizer, args.beta) if val else None
@@ -344,7 +350,7 @@ def dpo_command(args, extra: list[str]) -> int:
                   "last_step": history[-1], "val_before": before,
                   "val_after": after}  # fmt: skip
         if world is not None:
-            record["ranks"] = world.size
+            record.update(ranks=world.size, zero=args.zero)
         save_chat_model(model, tokenizer, args.out, record)
         _say(f"saved the DPO model to {args.out}")
     return 0

@@ -54,6 +54,18 @@ def state_digest(model, optimizer=None) -> str:
     return h.hexdigest()
 
 
+def replicated_digest(model, optimizer=None) -> str:
+    """``state_digest`` of what every rank must hold alike. With ZeRO-1 each rank keeps only its
+    own shard of the optimiser state, by design: the hash then covers the parameters, buffers
+    and the (replicated) hyperparameters; otherwise everything."""
+    from .zero import ZeroRedundancyOptimizer
+
+    if isinstance(optimizer, ZeroRedundancyOptimizer):
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        return state_digest(model) + repr(groups)
+    return state_digest(model, optimizer)
+
+
 def check_same_state(comm, digest: str, where: str) -> None:
     """Gather every rank's ``digest``; raise ``RuntimeError`` on every rank if they differ.
 

@@ -21,8 +21,9 @@ import numpy as np
 from .. import random as nt_random
 from .data import shard_bounds
 from .reduce import GradientBuckets, allreduce_sum
-from .state import broadcast_parameters, check_same_state, state_digest
+from .state import broadcast_parameters, check_same_state, replicated_digest, state_digest
 from .trainer import rank_seed
+from .zero import ZeroRedundancyOptimizer
 
 
 class DataParallelSteps:
@@ -38,11 +39,15 @@ class DataParallelSteps:
     ``average_gradients``, so every rank clips the same gradient and takes the same step.
 
     Built after the optimiser, before the first step: rank 0's parameters of every model in
-    ``models`` (the policy, and DPO's frozen reference) are broadcast and the state hashes
-    compared; ``check_same_state("at the end")`` compares them again after the last step.
+    ``models`` (the trained one first; DPO's frozen reference) are broadcast and the state
+    hashes compared; ``check_same_state("at the end")`` compares them again after the last step.
+    ``zero=True`` shards the optimiser's state over the ranks (ZeRO-1, zero.py): step with
+    ``self.optimizer`` (the wrapper) from then on.
     """
 
-    def __init__(self, world, optimizer, models, seed: int = 0):
+    def __init__(self, world, optimizer, models, seed: int = 0, zero: bool = False):
+        if zero:
+            optimizer = ZeroRedundancyOptimizer.from_optimizer(optimizer, world.comm)
         self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
         params = [p for group in optimizer.param_groups for p in group["params"]]
         self.buckets = GradientBuckets(params, world.comm)
@@ -53,8 +58,8 @@ class DataParallelSteps:
 
     def check_same_state(self, where: str) -> None:
         """Every model's parameters and the optimiser's state hash the same on every rank."""
-        digests = [state_digest(m, self.optimizer if i == 0 else None)
-                   for i, m in enumerate(self.models)]  # fmt: skip
+        first, *others = self.models
+        digests = [replicated_digest(first, self.optimizer)] + [state_digest(m) for m in others]
         check_same_state(self.world.comm, "".join(digests), where)
 
     def start_step(self, step: int) -> None:

@@ -37,7 +37,7 @@ from .. import random as nt_random
 from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
 from .data import batch_rows
 from .reduce import GradientBuckets, allreduce_sum
-from .state import broadcast_parameters, check_same_state, state_digest
+from .state import broadcast_parameters, check_same_state, replicated_digest
 from .world import World, check_on_main
 from .zero import ZeroRedundancyOptimizer
 
@@ -77,16 +77,8 @@ class DistributedTrainer(Trainer):
         self.check_same_state(where)
 
     def check_same_state(self, where: str) -> None:
-        # with ZeRO-1 each rank holds a different shard of the optimiser state by design: the
-        # hash then covers the parameters, buffers and the (replicated) hyperparameters
-        sharded = isinstance(self.optimizer, ZeroRedundancyOptimizer)
-        digest = state_digest(self.model, None if sharded else self.optimizer)
-        if sharded:
-            groups = [
-                {k: v for k, v in g.items() if k != "params"} for g in self.optimizer.param_groups
-            ]
-            digest += repr(groups)
-        check_same_state(self.world.comm, digest, where)
+        # (with ZeRO-1 the shards of the optimiser state differ by design: replicated_digest)
+        check_same_state(self.world.comm, replicated_digest(self.model, self.optimizer), where)
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, int]:

@@ -114,7 +114,7 @@ STEP_STATISTICS = ("loss", "reward_margin", "reward_accuracy", "kl")  # means ov
 
 
 def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e-5, beta=0.1,
-              seed=0, log=None, log_every=1, world=None):  # fmt: skip
+              seed=0, log=None, log_every=1, world=None, zero=False):  # fmt: skip
     """Run ``steps`` DPO steps on ``pairs`` (list of (prompt, chosen, rejected)); returns the
     per-step statistics. ``log(step, stats)`` is called every ``log_every`` steps.
 
@@ -122,16 +122,23 @@ def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e
     ``batch_size`` stays the global batch of pairs; each rank computes the loss of its pairs
     (policy and reference alike), weighted by its share of them, and the statistics returned
     (and logged: let rank 0 alone ``log``) are the global batch's, with the norm of the averaged
-    gradient before clipping as ``grad_norm``."""
+    gradient before clipping as ``grad_norm``. ``zero=True`` (with ``world``) shards AdamW's
+    state over the ranks (ZeRO-1)."""
     if not pairs:
         raise ValueError("train_dpo needs at least one preference pair")
     if beta <= 0:
         raise ValueError(f"beta must be > 0, got {beta}")
+    if zero and world is None:
+        raise ValueError("zero=True shards AdamW's state over data-parallel ranks: give world=")
     if world is not None:
         check_ranks_fit(batch_size, world.size)
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=0.0)
-    ddp = None if world is None else DataParallelSteps(world, optimizer, [policy, reference], seed)
+    if world is not None:
+        ddp = DataParallelSteps(world, optimizer, [policy, reference], seed, zero)
+        optimizer = ddp.optimizer  # (with zero=True, the ZeRO wrapper)
+    else:
+        ddp = None
     rng = np.random.default_rng(seed)
     order, pos, history = rng.permutation(len(pairs)), 0, []
     policy.train()

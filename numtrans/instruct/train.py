@@ -90,7 +90,7 @@ def _loss_terms(y, doc, loss_per: str) -> int:
 
 def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3, seed=0,
               log=None, log_every=10, weight_decay=0.0, max_seconds=None,
-              loss_per="token", pack=False, world=None):  # fmt: skip
+              loss_per="token", pack=False, world=None, zero=False):  # fmt: skip
     """Fine-tune ``model`` on ``conversations`` (lists of messages); returns the step losses.
 
     Examples are cut to the model's ``block_size``; ``log(step, loss)`` every ``log_every``.
@@ -106,6 +106,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     share of the answer tokens (``"token"``) or examples (``"example"``), so the ranks take the
     one-process step (:class:`DataParallelSteps`); the returned and logged losses are the global
     batch's, on every rank (only rank 0 should ``log``), and rank 0's clock ends a timed run.
+    ``zero=True`` (with ``world``) shards AdamW's state over the ranks (ZeRO-1): the same
+    parameters, about 1/P of the moments on each rank.
     """
     if loss_per not in ("token", "example"):
         raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
@@ -114,6 +116,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     if not conversations:
         raise ValueError("train_sft needs at least one conversation")
+    if zero and world is None:
+        raise ValueError("zero=True shards AdamW's state over data-parallel ranks: give world=")
     if world is not None:
         check_ranks_fit(batch_size, world.size)
     block = model.config.block_size
@@ -124,7 +128,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
         batches = [(x, y, None) for x, y in bucket_batches(examples, batch_size, pad_id=0)]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
-    ddp = None if world is None else DataParallelSteps(world, optimizer, [model], seed)
+    ddp = None if world is None else DataParallelSteps(world, optimizer, [model], seed, zero)
+    optimizer = optimizer if ddp is None else ddp.optimizer  # (with zero=True, the ZeRO wrapper)
     rng = np.random.default_rng(seed)
     order, pos, losses = rng.permutation(len(batches)), 0, []
     model.train()
