@@ -62,6 +62,8 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
     T *qt = qt_buf.get(), *qr = qr_buf.get(), *dout_t = dout_t_buf.get(), *dout_rows = dout_rows_buf.get();
     T *st = st_buf.get(), *dpt = dpt_buf.get(), *dq_acc = dq_buf.get(), *kp = kp_buf.get();
     T *delta = vecs.get(), *lse = delta + bq_pad;
+    // The causal Band leaves tile entries above the diagonal unwritten: let them start as 0.
+    for (i64 x = 0; x < bk * bq_pad; ++x) st[x] = dpt[x] = T(0);
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -106,20 +108,28 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
         for (i64 j0 = 0; j0 < kend; j0 += bk) {
           const i64 cols = min64(bk, kend - j0);
           const T* kb = p.k.row(b, h, j0);
-          gemm(cols, bq_pad, p.D, kb, p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false);
+          // causal: skip what lies above the diagonal (Band in attention_simd.hpp)
+          const Band::Kind all = Band::all;
+          const Band scores{p.causal ? Band::rows_to_col : all, i0 - j0};
+          const Band by_key{p.causal ? Band::k_from_row : all, i0 - j0};
+          const Band by_query{p.causal ? Band::k_to_row : all, i0 - j0};
+          gemm(cols, bq_pad, p.D, kb, p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false, scores);
           mask_tile(p, b, h, i0, rows, j0, cols, st, bq_pad);
           for (i64 jj = 0; jj < cols; ++jj)
             for (i64 c = 0; c < bq_pad; c += W)
               store(st + jj * bq_pad + c, vexp<T>(load(st + jj * bq_pad + c) - load(lse + c)));
 
-          gemm(cols, p.Dv, rows, st, bq_pad, 1, dout_rows, Dv_pad, dv + j0 * r.dv.s2, r.dv.s2, true);  // dv_j
-          gemm(cols, bq_pad, p.Dv, p.v.row(b, h, j0), p.v.s2, p.v.s3, dout_t, bq_pad, dpt, bq_pad, false);
+          gemm(cols, p.Dv, rows, st, bq_pad, 1, dout_rows, Dv_pad, dv + j0 * r.dv.s2, r.dv.s2, true,
+               by_key);  // dv_j
+          gemm(cols, bq_pad, p.Dv, p.v.row(b, h, j0), p.v.s2, p.v.s3, dout_t, bq_pad, dpt, bq_pad,
+               false, scores);
           for (i64 jj = 0; jj < cols; ++jj)
             for (i64 c = 0; c < bq_pad; c += W) {
               T* x = dpt + jj * bq_pad + c;
               store(x, load(st + jj * bq_pad + c) * (load(x) - load(delta + c)));
             }
-          gemm(cols, p.D, rows, dpt, bq_pad, 1, qr, D_pad, dk + j0 * r.dk.s2, r.dk.s2, true);  // dk_j
+          gemm(cols, p.D, rows, dpt, bq_pad, 1, qr, D_pad, dk + j0 * r.dk.s2, r.dk.s2, true,
+               by_key);  // dk_j
 
           const T* kr = kb;  // dq needs k_j as a packed right operand
           i64 ldk = p.k.s2;
@@ -129,7 +139,7 @@ void attention_backward(const AttentionProblem<T>& p, const BackwardInput<T>& g,
                 kp[jj * D_pad + d] = d < p.D ? kb[jj * p.k.s2 + d * p.k.s3] : T(0);
             kr = kp, ldk = D_pad;
           }
-          gemm(rows, D_pad, cols, dpt, 1, bq_pad, kr, ldk, dq_acc, D_pad, true);
+          gemm(rows, D_pad, cols, dpt, 1, bq_pad, kr, ldk, dq_acc, D_pad, true, by_query);
         }
         for (i64 ii = 0; ii < rows; ++ii) {
           T* dq = r.dq.row(b, h, i0 + ii);

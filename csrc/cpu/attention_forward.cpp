@@ -60,6 +60,9 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
         vp_buf(v_in_place ? 0 : bk * Dv_pad);
     T *qt = qt_buf.get(), *st = st_buf.get(), *o = o_buf.get(), *vp = vp_buf.get();
     T *m = stats.get(), *l = m + bq_pad, *alpha = l + bq_pad;
+    // The causal Band leaves tile entries above the diagonal unwritten: let them start as 0, not
+    // as whatever the memory held.
+    for (i64 x = 0; x < bk * bq_pad; ++x) st[x] = T(0);
 #ifdef NUMTRANS_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -79,7 +82,10 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
 
       for (i64 j0 = 0; j0 < kend; j0 += bk) {
         const i64 cols = min64(bk, kend - j0);
-        gemm(cols, bq_pad, p.D, p.k.row(b, h, j0), p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false);
+        const i64 off = i0 - j0;  // causal: skip what lies above the diagonal (Band)
+        const Band scores{p.causal ? Band::rows_to_col : Band::all, off};
+        gemm(cols, bq_pad, p.D, p.k.row(b, h, j0), p.k.s2, p.k.s3, qt, bq_pad, st, bq_pad, false,
+             scores);
         mask_tile(p, b, h, i0, rows, j0, cols, st, bq_pad);
 
         // Column statistics, one vector of W queries at a time (kept in registers down a column).
@@ -114,7 +120,8 @@ void attention_forward(const AttentionProblem<T>& p, ForwardResult<T> r) {
               vp[jj * Dv_pad + d] = d < p.Dv ? vb[jj * p.v.s2 + d * p.v.s3] : T(0);
           vb = vp, ldv = Dv_pad;
         }
-        gemm(rows, Dv_pad, cols, st, 1, bq_pad, vb, ldv, o, Dv_pad, true);
+        gemm(rows, Dv_pad, cols, st, 1, bq_pad, vb, ldv, o, Dv_pad, true,
+             {p.causal ? Band::k_to_row : Band::all, off});
       }
 
       // Normalise once, write the output row and its log-sum-exp.

@@ -180,22 +180,45 @@ inline void gemm_tile_rows(int rows, i64 kdim, const T* A, i64 ars, i64 aks, con
   }
 }
 
+// Under a causal mask a tile that straddles the diagonal needs only part of its product; `Band`
+// says which part, with off = (first query) - (first key) of the tile. Key j sees query i only
+// when j <= i, so (r = row, c = column, k = the summed index of C = A B):
+//   rows_to_col  C = scores (row = key, column = query): C[r, c] is needed only for r <= c + off;
+//                the rest is not written (mask_tile sets it to -inf, or it is multiplied by p = 0)
+//   k_from_row   C row = key, k = query (dv += P^T dout, dk += dS^T q): only k >= r - off
+//   k_to_row     C row = query, k = key (out += P v, dq += dS k): only k <= r + off
+// The terms skipped are exact zeros (p = 0 for a masked pair), so the result is the full
+// product's, bit for bit, at up to half the work on the diagonal tiles of short sequences.
+struct Band {
+  enum Kind { all, rows_to_col, k_from_row, k_to_row };
+  Kind kind = all;
+  i64 off = 0;
+};
+
 // C (m x n) (+)= A (m x k) B (k x n). B's rows hold round_up(n, W) readable columns.
 // Loop order: a panel of 2 vectors of B's columns stays in L1 while every row tile passes over it.
+// The k_* bands need accumulate = true (a skipped tile adds nothing).
 template <typename T>
 void gemm(i64 m, i64 n, i64 kdim, const T* A, i64 ars, i64 aks, const T* B, i64 ldb, T* C,
-          i64 ldc, bool accumulate) {
+          i64 ldc, bool accumulate, Band band = {}) {
   constexpr int W = Simd<T>::W, MR = NUMTRANS_GEMM_MR, NV = 2;
   for (i64 j0 = 0; j0 < n; j0 += NV * W) {
     const i64 cols = min64(NV * W, n - j0);
-    for (i64 i0 = 0; i0 < m; i0 += MR) {
+    // rows_to_col: rows past (last column of this panel) + off are not needed
+    const i64 m_end = band.kind == Band::rows_to_col ? min64(m, j0 + cols + band.off) : m;
+    for (i64 i0 = 0; i0 < m_end; i0 += MR) {
       const int rows = static_cast<int>(min64(MR, m - i0));
-      const T* a = A + i0 * ars;
+      i64 k0 = 0, k1 = kdim;  // the summed range this row tile needs
+      if (band.kind == Band::k_from_row) k0 = i0 - band.off > 0 ? i0 - band.off : 0;
+      if (band.kind == Band::k_to_row) k1 = min64(kdim, i0 + rows + band.off);
+      if (k1 <= k0) continue;
+      const T* a = A + i0 * ars + k0 * aks;
+      const T* b = B + k0 * ldb + j0;
       T* c = C + i0 * ldc + j0;
       if (cols > W)
-        gemm_tile_rows<T, MR, 2>(rows, kdim, a, ars, aks, B + j0, ldb, c, ldc, cols, accumulate);
+        gemm_tile_rows<T, MR, 2>(rows, k1 - k0, a, ars, aks, b, ldb, c, ldc, cols, accumulate);
       else
-        gemm_tile_rows<T, MR, 1>(rows, kdim, a, ars, aks, B + j0, ldb, c, ldc, cols, accumulate);
+        gemm_tile_rows<T, MR, 1>(rows, k1 - k0, a, ars, aks, b, ldb, c, ldc, cols, accumulate);
     }
   }
 }
