@@ -14,11 +14,14 @@ its backward first waits for the slowest: on a busy machine that is load imbalan
 wire. Tokens/s counts the global batch. The table is printed with the CPU, the load average and the bucket layout.
 
     python benchmarks/ddp.py [--ranks 1 2] [--micro-batch 8] [--steps 10] [--warmup 3]
-                             [--bucket-mb 25] [--zero] [--json PATH]
+                             [--bucket-mb 25] [--zero [--zero-stages 1 2]] [--json PATH]
 
 ``--zero`` adds, for every world size above 1, a run with ZeRO-1 (``DistributedTrainer(...,
-zero=True)``): the optimiser state each rank holds ("state MiB", the largest rank's AdamW
-moments), the time of the parameter all-gather it adds ("gather ms") and the peak RSS.
+zero=1)``: the AdamW state sharded) and one with ZeRO-2 (``zero=2``: the gradients too). Every
+row shows what one rank holds (the fullest rank's): "state MiB", the AdamW moments, and
+"grad MiB", the gradients it holds at the optimiser step (after the reduction: all of them in
+plain DDP and ZeRO-1, its own shard in ZeRO-2); also the time of the parameter all-gather ZeRO
+adds ("gather ms") and the peak RSS. ``--zero-stages 2`` runs only ZeRO-2.
 
 On several machines the same worker runs under ``mpirun --hostfile hosts -n P`` (see README).
 As root, the ranks are started with OMPI_ALLOW_RUN_AS_ROOT set; more ranks than cores are
@@ -48,9 +51,22 @@ def parse_args(argv=None):
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument("--bucket-mb", type=float, default=25.0, help="gradient bucket size (MB)")
-    p.add_argument("--zero", action="store_true", help="also run ZeRO-1 (sharded AdamW state)")
+    p.add_argument(
+        "--zero",
+        action="store_true",
+        help="also run ZeRO-1 (sharded AdamW state) and ZeRO-2 (sharded gradients too)",
+    )
+    p.add_argument(
+        "--zero-stages",
+        type=int,
+        nargs="+",
+        choices=[1, 2],
+        default=[1, 2],
+        help="the ZeRO stages --zero runs (default: 1 2)",
+    )
+    p.add_argument("--worker-stage", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--n-embd", type=int, default=MODEL["n_embd"],
-                   help="model width (a wider model shows ZeRO-1's memory better)")  # fmt: skip
+                   help="model width (a wider model shows ZeRO's memory better)")  # fmt: skip
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -92,7 +108,7 @@ def worker(args) -> None:
     config = TrainConfig(max_steps=10**9, grad_clip=1.0, progress=False, seed=0)
     trainer = dist.DistributedTrainer(
         model, optimizer, dist.shard_batcher(get_batch, world.rank, world.size), config,
-        world=world, bucket_mb=args.bucket_mb, zero=args.zero,
+        world=world, bucket_mb=args.bucket_mb, zero=args.worker_stage,
     )  # fmt: skip
     with dist.abort_on_error(world):
         trainer.synchronize()
@@ -116,6 +132,7 @@ def worker(args) -> None:
         gather = np.array(world.comm.allgather(gather_times)).mean(axis=0)
         # the optimiser state on the fullest rank
         state = max(world.comm.allgather(dist.optimizer_state_bytes(trainer.optimizer)))
+        grads = max(world.comm.allgather(trainer.held_gradient_bytes))  # (at the last step)
         peak = max(world.comm.allgather(peak_rss_mib()))
         trainer.check_same_state("at the end of the benchmark")
     if world.is_main:
@@ -128,9 +145,10 @@ def worker(args) -> None:
             "tokens_per_s": global_batch * T / step,
             "comm_ms": 1e3 * float(np.median(comm)),
             "wait_ms": 1e3 * float(np.median(wait)),
-            "zero": args.zero,
+            "zero": args.worker_stage,
             "gather_ms": 1e3 * float(np.median(gather)),
             "state_mib": state / 2**20,
+            "grad_mib": grads / 2**20,
             "peak_rss_mib": peak,
             "buckets": len(trainer.buckets),
             "gradient_mb": grad_mb,
@@ -164,13 +182,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def run_ranks(n: int, args, zero: bool = False) -> dict:
+def run_ranks(n: int, args, zero: int = 0) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")  # fmt: skip
     cmd = [find_mpirun(), "--oversubscribe", "-n", str(n), sys.executable, __file__, "--worker",
            "--micro-batch", str(args.micro_batch), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--bucket-mb", str(args.bucket_mb)]  # fmt: skip
-    cmd += ["--zero"] * zero + ["--n-embd", str(args.n_embd)]
+    cmd += ["--worker-stage", str(zero), "--n-embd", str(args.n_embd)]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_TAG)]
     if out.returncode or not lines:
@@ -187,7 +205,8 @@ def main(argv=None) -> None:
     for n in args.ranks:
         results.append(run_ranks(n, args))
         if args.zero and n > 1:
-            results.append(run_ranks(n, args, zero=True))
+            for stage in args.zero_stages:
+                results.append(run_ranks(n, args, zero=stage))
     load_after = os.getloadavg()
     base = results[0]
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical cores; 1 BLAS thread per rank")
@@ -200,15 +219,17 @@ def main(argv=None) -> None:
     print()
     head = f"{'ranks':>5} {'ZeRO':>4} {'global batch':>12} {'step ms':>9} {'tokens/s':>10} "
     print(head + f"{'comm ms':>8} {'comm %':>7} {'wait ms':>8} {'gather ms':>9} "
-          f"{'state MiB':>9} {'peak RSS':>8} {'speed-up':>8}")  # fmt: skip
+          f"{'state MiB':>9} {'grad MiB':>8} {'peak RSS':>8} {'speed-up':>8}")  # fmt: skip
     for r in results:
-        print(f"{r['ranks']:>5} {'1' if r['zero'] else '-':>4} {r['global_batch']:>12} "
+        print(f"{r['ranks']:>5} {r['zero'] or '-':>4} {r['global_batch']:>12} "
               f"{r['step_ms']:>9.1f} {r['tokens_per_s']:>10,.0f} {r['comm_ms']:>8.2f} "
               f"{100 * r['comm_ms'] / r['step_ms']:>6.1f}% {r['wait_ms']:>8.2f} "
-              f"{r['gather_ms']:>9.2f} {r['state_mib']:>9.2f} {r['peak_rss_mib']:>8.0f} "
+              f"{r['gather_ms']:>9.2f} {r['state_mib']:>9.2f} {r['grad_mib']:>8.2f} "
+              f"{r['peak_rss_mib']:>8.0f} "
               f"{r['tokens_per_s'] / base['tokens_per_s']:>7.2f}x")  # fmt: skip
     print("\n(speed-up: tokens/s over the first row's; weak scaling, ideal = the ranks ratio.")
-    print(" state MiB: AdamW's moments on the fullest rank; peak RSS (MiB): the largest rank's)")
+    print(" state MiB: AdamW's moments on the fullest rank; grad MiB: the gradients it holds at")
+    print(" the optimiser step; peak RSS (MiB): the largest rank's)")
     if args.json:
         meta = {"cpu": cpu_name(), "load_before": load_before, "load_after": load_after}
         Path(args.json).write_text(json.dumps({"args": vars(args), **meta, "results": results},

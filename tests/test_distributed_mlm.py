@@ -40,15 +40,16 @@ def _args(corpus, out, *more):
 
 
 @needs_mpi
-@pytest.mark.parametrize("zero", [False, True])
+@pytest.mark.parametrize("zero", [[], ["--zero"], ["--zero", "2"]])  # plain, ZeRO-1, ZeRO-2
 def test_pretrain_mlm_ddp_equals_one_process(tmp_path, corpus, zero):
     from safetensors.numpy import load_file
 
     ddp, ref = tmp_path / "ddp", tmp_path / "ref"
-    job = mpirun(2, *_args(corpus, ddp), "--ddp", *["--zero"] * zero, cwd=tmp_path)
+    job = mpirun(2, *_args(corpus, ddp), "--ddp", *zero, cwd=tmp_path)
     assert job.returncode == 0, job.stderr[-2000:]
     assert job.stdout.count("MLM pretraining: ") == 1  # rank 0 alone prints
     assert "data parallel: 2 ranks share each global batch of 5, weighted by masked" in job.stdout
+    assert ("(ZeRO-1)" in job.stdout, "(ZeRO-2)" in job.stdout) == (zero == ["--zero"], "2" in zero)
     alone = subprocess.run([sys.executable, *_args(corpus, ref)], capture_output=True, text=True,
                            timeout=TIMEOUT, env=_env(), cwd=tmp_path)  # fmt: skip
     assert alone.returncode == 0, alone.stderr[-2000:]

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_distributed import TIMEOUT, _env, mpirun, needs_mpi  # noqa: E402
@@ -30,14 +31,16 @@ def _args(out, *more, steps=STEPS):
 
 
 @needs_mpi
-def test_train_translation_ddp_equals_one_process(tmp_path):
+@pytest.mark.parametrize("zero", [["--zero"], ["--zero", "2"]])  # ZeRO-1, ZeRO-2
+def test_train_translation_ddp_equals_one_process(tmp_path, zero):
     from safetensors.numpy import load_file
 
     ddp, ref = tmp_path / "ddp", tmp_path / "ref"
-    job = mpirun(2, *_args(ddp), "--ddp", "--zero", cwd=tmp_path)
+    job = mpirun(2, *_args(ddp), "--ddp", *zero, cwd=tmp_path)
     assert job.returncode == 0, job.stderr[-2000:]
     assert job.stdout.count("data: ") == 1  # rank 0 alone prepares and prints
     assert "data parallel: 2 ranks share each batch, weighted by target tokens" in job.stdout
+    assert f"(ZeRO-{zero[1] if len(zero) > 1 else 1})" in job.stdout
     alone = subprocess.run([sys.executable, *_args(ref)], capture_output=True, text=True,
                            timeout=TIMEOUT, env=_env(), cwd=tmp_path)  # fmt: skip
     assert alone.returncode == 0, alone.stderr[-2000:]

@@ -192,15 +192,19 @@ def test_zero1_in_a_world_of_one_is_the_plain_optimiser():
 
 
 @needs_mpi
-def test_the_ddp_benchmark_measures_what_zero1_saves(tmp_path):
+def test_the_ddp_benchmark_measures_what_zero1_and_zero2_save(tmp_path):
     out = tmp_path / "ddp.json"
     job = subprocess.run([sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "ddp.py"),
                           "--ranks", "2", "--zero", "--steps", "1", "--warmup", "0",
                           "--micro-batch", "2", "--n-embd", "32", "--json", str(out)],
                          capture_output=True, text=True, timeout=TIMEOUT, env=_env())  # fmt: skip
     assert job.returncode == 0, job.stderr[-2000:]
-    plain, zero = json.loads(out.read_text())["results"]
-    assert (plain["zero"], zero["zero"]) == (False, True) and plain["ranks"] == zero["ranks"] == 2
-    assert 0.4 <= zero["state_mib"] / plain["state_mib"] <= 0.55  # the fullest rank's share
-    assert zero["gather_ms"] > 0 == plain["gather_ms"]
-    assert "state MiB" in job.stdout and "ZeRO" in job.stdout
+    plain, zero, zero2 = json.loads(out.read_text())["results"]  # (--zero: stages 1 and 2)
+    assert [r["zero"] for r in (plain, zero, zero2)] == [0, 1, 2]
+    assert plain["ranks"] == zero["ranks"] == zero2["ranks"] == 2
+    for z in (zero, zero2):
+        assert 0.4 <= z["state_mib"] / plain["state_mib"] <= 0.55  # the fullest rank's share
+        assert z["gather_ms"] > 0 == plain["gather_ms"]
+    assert zero["grad_mib"] == plain["grad_mib"] > 0  # ZeRO-1 still holds every gradient
+    assert 0.4 <= zero2["grad_mib"] / plain["grad_mib"] <= 0.55  # ZeRO-2: its own shard
+    assert "state MiB" in job.stdout and "grad MiB" in job.stdout and "ZeRO" in job.stdout

@@ -1,7 +1,7 @@
 """``numtrans pretrain-mlm``, ``finetune``, ``evaluate`` and ``merge-adapter``.
 
     numtrans pretrain-mlm [--data uci_sentiment] [--out DIR] [--max-steps N] [--key=value ...]
-    mpirun -n P numtrans pretrain-mlm ... --ddp [--zero]  (data parallel; numtrans[mpi])
+    mpirun -n P numtrans pretrain-mlm ... --ddp [--zero [2]]  (data parallel; numtrans[mpi])
     numtrans finetune --model DIR --task classify|regress --data FILE [--out DIR] [options]
                       [--lora R [--lora-alpha A] [--lora-targets "query value"]]
     mpirun -n P numtrans finetune ... --ddp       (data parallel over P ranks; numtrans[mpi])
@@ -22,6 +22,8 @@ from __future__ import annotations
 import ast
 import json
 
+from .overrides import ZERO_OPTION
+
 
 def register(subparsers) -> None:
     """Add the ``pretrain-mlm``, ``finetune`` and ``evaluate`` parsers to ``subparsers``."""
@@ -37,11 +39,7 @@ def register(subparsers) -> None:
     m.add_argument("--ddp", action="store_true",
                    help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans "
                    "pretrain-mlm ... --ddp); rank 0 prints and saves")  # fmt: skip
-    m.add_argument(
-        "--zero",
-        action="store_true",
-        help="with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)",
-    )
+    m.add_argument("--zero", **ZERO_OPTION)
     m.set_defaults(func=pretrain_mlm_command)
 
     f = subparsers.add_parser(
@@ -75,8 +73,7 @@ def register(subparsers) -> None:
     f.add_argument("--ddp", action="store_true",
                    help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans finetune "
                    "... --ddp; pip install 'numtrans[mpi]'); rank 0 prints and saves")  # fmt: skip
-    f.add_argument("--zero", action="store_true",
-                   help="with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)")  # fmt: skip
+    f.add_argument("--zero", **ZERO_OPTION)
     f.set_defaults(func=finetune_command)
 
     e = subparsers.add_parser(

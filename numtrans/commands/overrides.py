@@ -46,3 +46,12 @@ def collect_overrides(args, extra: list[str], keys: tuple[str, ...]) -> dict:
     if args.no_progress:
         overrides["progress"] = False
     return overrides
+
+
+# ``--zero [STAGE]`` of the data-parallel training commands (with ``--ddp``): ``--zero`` alone is
+# ZeRO-1, as it was before stage 2 existed; ``--zero 2`` is ZeRO-2; without it, plain DDP (0)
+ZERO_OPTION = dict(
+    nargs="?", type=int, const=1, default=0, choices=[1, 2], metavar="STAGE",
+    help="with --ddp: --zero (ZeRO-1) keeps 1/P of AdamW's state per rank; --zero 2 (ZeRO-2) "
+    "also 1/P of the gradients",
+)  # fmt: skip

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sys
 
+from .overrides import ZERO_OPTION
+
 
 def register(subparsers) -> None:
     """Add the ``translate`` and ``train-translation`` parsers to ``subparsers``."""
@@ -56,8 +58,7 @@ def register(subparsers) -> None:
     p.add_argument("--ddp", action="store_true",
                    help="data parallel over the ranks of mpirun (mpirun -n 2 numtrans "
                    "train-translation ... --ddp); rank 0 prints and saves")  # fmt: skip
-    p.add_argument("--zero", action="store_true",
-                   help="with --ddp: each rank keeps 1/P of the optimiser state (ZeRO-1)")  # fmt: skip
+    p.add_argument("--zero", **ZERO_OPTION)
     p.set_defaults(func=train_command)
 
 

@@ -17,6 +17,8 @@ update on every rank, so the copies never drift apart. The pieces, one file each
 * ``steps.py``   ``DataParallelSteps``: the same step for hand-written loops (SFT, DPO)
 * ``zero.py``    ZeRO-1 (``DistributedTrainer(..., zero=True)``, ``ddp_zero=true``): each rank
                  keeps the optimiser state of its own parameters only, then all-gathers them
+* ``zero2.py``   ZeRO-2 (``zero=2``, ``ddp_zero=2``): each gradient is reduced to its owner
+                 only (the others drop it), clipped by the global norm from every rank's share
 
 ``numtrans pretrain --ddp`` (``numtrans.recipes.pretrain``) puts them together; rank 0 alone
 logs and writes. Install with ``pip install 'numtrans[mpi]'``. Importing this package does not
@@ -52,7 +54,14 @@ from .world import (
     self_world,
     share_from_main,
 )
-from .zero import ZeroRedundancyOptimizer, optimizer_state_bytes, partition_parameters
+from .zero import (
+    ZeroRedundancyOptimizer,
+    optimizer_state_bytes,
+    partition_parameters,
+    zero_says,
+    zero_stage,
+)
+from .zero2 import GradientShards, clip_grad_norm_sharded_, gradient_bytes
 
 __all__ = [
     "DataParallelSteps",
@@ -62,15 +71,18 @@ __all__ = [
     "ShardBatcher",
     "batch_rows",
     "GradientBuckets",
+    "GradientShards",
     "World",
     "abort_on_error",
     "allreduce_gradients_plain",
     "allreduce_sum",
     "broadcast_parameters",
     "check_on_main",
+    "clip_grad_norm_sharded_",
     "check_ranks_fit",
     "check_same_state",
     "check_shardable",
+    "gradient_bytes",
     "init_world",
     "launched_by_mpirun",
     "labelled_tokens",
@@ -88,4 +100,6 @@ __all__ = [
     "shard_bounds",
     "shard_rows",
     "state_digest",
+    "zero_says",
+    "zero_stage",
 ]

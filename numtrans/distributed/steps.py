@@ -23,7 +23,7 @@ from .data import shard_bounds
 from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, replicated_digest, state_digest
 from .trainer import rank_seed
-from .zero import ZeroRedundancyOptimizer
+from .zero import ZeroRedundancyOptimizer, zero_stage
 
 
 class DataParallelSteps:
@@ -42,11 +42,19 @@ class DataParallelSteps:
     ``models`` (the trained one first; DPO's frozen reference) are broadcast and the state
     hashes compared; ``check_same_state("at the end")`` compares them again after the last step.
     ``zero=True`` shards the optimiser's state over the ranks (ZeRO-1, zero.py): step with
-    ``self.optimizer`` (the wrapper) from then on.
+    ``self.optimizer`` (the wrapper) from then on. ZeRO-2 is refused in one line: the caller's
+    ``clip_grad_norm_`` would see only this rank's shard of the gradient (``DistributedTrainer``
+    has it, with the global norm: zero2.py).
     """
 
     def __init__(self, world, optimizer, models, seed: int = 0, zero: bool = False):
-        if zero:
+        stage = zero_stage(zero)
+        if stage == 2:
+            raise ValueError(
+                "DataParallelSteps supports zero=True (ZeRO-1) only: with ZeRO-2 the loop's own "
+                "clip_grad_norm_ would see just this rank's shard of the gradient"
+            )
+        if stage:
             optimizer = ZeroRedundancyOptimizer.from_optimizer(optimizer, world.comm)
         self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
         params = [p for group in optimizer.param_groups for p in group["params"]]

@@ -10,6 +10,11 @@ One step on every rank r of P, with ``get_batch`` returning rank r's rows of the
     grads = GradientBuckets.allreduce_()           # a few large Allreduces: mean gradient
     clip_grad_norm_(grads); optimizer.step(); scheduler.step()   # the same update on every rank
 
+With ``zero=1`` (ZeRO-1, zero.py) the optimiser keeps the state of its own parameters only and
+all-gathers them after its step; with ``zero=2`` (zero2.py) the gradients are also sharded:
+``GradientShards.reduce_()`` sends each to its owner alone and ``clip_grad_norm_sharded_`` clips
+by the global norm, formed from every rank's share of it.
+
 Everything else is the plain ``Trainer``: the loop, the logging, the history, early stopping.
 What changes around it:
 
@@ -39,7 +44,8 @@ from .data import batch_rows
 from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, replicated_digest
 from .world import World, check_on_main
-from .zero import ZeroRedundancyOptimizer
+from .zero import ZeroRedundancyOptimizer, zero_stage
+from .zero2 import GradientShards, clip_grad_norm_sharded_, gradient_bytes
 
 
 def rank_seed(seed: int, step: int, rank: int) -> int:
@@ -54,20 +60,30 @@ class DistributedTrainer(Trainer):
     ``get_batch`` must return this rank's shard (``numtrans.distributed.shard_batcher``).
     ``comm_seconds`` / ``messages`` (on ``self.buckets``) measure the gradient communication;
     ``header_seconds`` the small Allreduce before it, where ranks wait for the slowest one.
+    ``zero``: 0/False plain DDP, 1/True ZeRO-1, 2 ZeRO-2 (``zero_stage``; ``self.zero_stage`` is
+    the number). After each step, ``grad_norm`` is the global norm of the gradient before
+    clipping (None without ``grad_clip``) and ``held_gradient_bytes`` the gradient bytes this
+    rank held at the optimiser step (all of them, or with ZeRO-2 its own shard).
     """
 
     world: World | None = None
     bucket_mb: float = 25.0
-    zero: bool = False  # ZeRO-1: shard the optimiser state across the ranks (zero.py)
+    zero: bool | int = False  # ZeRO stage: 1 shards the optimiser state, 2 the gradients too
 
     def __post_init__(self):
         super().__post_init__()
         if self.world is None:
             raise ValueError("DistributedTrainer needs world=World(comm)")
-        if self.zero and not isinstance(self.optimizer, ZeroRedundancyOptimizer):
+        self.zero_stage = zero_stage(self.zero)
+        if self.zero_stage and not isinstance(self.optimizer, ZeroRedundancyOptimizer):
             self.optimizer = ZeroRedundancyOptimizer.from_optimizer(self.optimizer, self.world.comm)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
+        if self.zero_stage == 2:  # each gradient goes to its parameter's owner only
+            owner = [self.optimizer.owner_of(p) for p in params]
+            self.buckets = GradientShards(params, owner, self.world.comm, self.bucket_mb)
+        else:
+            self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
+        self.grad_norm, self.held_gradient_bytes = None, 0
         self.header_seconds = 0.0  # time in the small per-step Allreduce (loss, presence)
 
     # ------------------------------------------------------------------ identical ranks
@@ -116,9 +132,17 @@ class DistributedTrainer(Trainer):
                 "ranks): training stopped before updating the weights (the last checkpoint is "
                 "kept). Lower the learning rate, or set on_nonfinite='skip' to drop such steps"
             )
-        self.buckets.allreduce_(present=summed[1:])
-        if cfg.grad_clip is not None:  # the norm of the averaged gradient: the same on all ranks
-            clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if self.zero_stage == 2:  # the mean gradient on its owner; the others drop theirs
+            self.buckets.reduce_(present=summed[1:])
+            if cfg.grad_clip is not None:  # the global norm, from every rank's share of it
+                self.grad_norm = clip_grad_norm_sharded_(
+                    self.buckets.params, cfg.grad_clip, self.world.comm
+                )
+        else:
+            self.buckets.allreduce_(present=summed[1:])
+            if cfg.grad_clip is not None:  # the norm of the averaged gradient: the same everywhere
+                self.grad_norm = clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.held_gradient_bytes = gradient_bytes(self.buckets.params)
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -200,7 +224,7 @@ class DistributedTrainer(Trainer):
 
     def save_checkpoint(self):
         """Check that the ranks agree, then rank 0 alone writes (the others return None); with
-        ZeRO-1 the shards are gathered on rank 0 first, so the file is a plain checkpoint."""
+        ZeRO (1 or 2) the optimiser's shards are gathered on rank 0 first, so the file is a plain checkpoint."""
         self.check_same_state(f"before the step-{self.step} checkpoint")
         if isinstance(self.optimizer, ZeroRedundancyOptimizer):
             self.optimizer.consolidate_state_dict(to=0)

@@ -1,4 +1,4 @@
-"""ZeRO stage 1: the optimiser state sharded across the ranks (the lesson after plain DDP).
+"""ZeRO stages 1 and 2: the optimiser state, then the gradients, sharded across the ranks.
 
 Plain data parallelism keeps P identical copies of everything. For Adam that is, per parameter
 of ``n`` numbers: the weights (n), the gradient (n) and two moments ``m``, ``v`` (2n) -- the
@@ -10,24 +10,42 @@ notices that rank r only *needs* the moments of the parameters it updates. Stage
     rank r:  Adam step on the parameters it owns only         # m, v exist only for those
     params   = Allgatherv(each rank's updated parameters)     # everyone has every weight again
 
-Each rank then holds ~1/P of the optimiser state; the update is the same computation on the
-same numbers as plain DDP, so the parameters are bit-identical to it (tested). The price is one
+Stage 2 (``zero2.py``) notices next that rank r only needs the *gradients* of its parameters
+too: instead of the Allreduce, each gradient is reduced to its owner alone (``Reduce(root=
+owner)``, one per owner-aligned bucket), the owner divides by P, and the others drop theirs::
+
+    for each bucket of owner r:  g = Reduce(SUM, root=r)(g_0, ..., g_{P-1}) / P    # on r only
+    ||G||^2 = Allreduce(SUM)(each rank's ||g_j||^2 of its own j)   # the global norm, for clipping
+    rank r:  clip its gradients by ||G||, Adam step on its parameters; then Allgatherv as above
+
+Memory per rank, for Adam over a model of n numbers (without the activations)::
+
+                   params   grads    m, v      total
+    plain DDP        n        n       2n        4n
+    ZeRO-1           n        n       2n/P      2n + 2n/P
+    ZeRO-2           n        n/P     2n/P      n + 3n/P       (P = 2: 2.5n instead of 4n)
+
+(ZeRO-2's n/P is what a rank holds after the reduction; the backward itself still produces the
+whole local gradient, see ``zero2.py``.) Each update is the same computation on the same numbers
+as plain DDP, so the parameters are bit-identical to it (tested on 2 ranks). The price is one
 extra collective per step (the parameter all-gather, the size of the model).
 
-How it works here, in one idea: our optimisers create a parameter's state lazily, at its first
-update (``Adam._update``). ``step`` hides the gradients of the parameters this rank does not own,
-so the wrapped optimiser never updates them and never allocates their state.
+How stage 1 works here, in one idea: our optimisers create a parameter's state lazily, at its
+first update (``Adam._update``). ``step`` hides the gradients of the parameters this rank does
+not own, so the wrapped optimiser never updates them and never allocates their state. (With
+stage 2 there is nothing to hide: the others' gradients are gone already.)
 
 Checkpoints: ``consolidate_state_dict(to=0)`` (every rank calls it) gathers the shards on rank 0,
 whose ``state_dict()`` is then exactly the plain optimiser's, so a checkpoint written with ZeRO
-resumes without it, on any number of ranks, and the other way round. ``load_state_dict`` takes
-such a full state dict and keeps this rank's shard. The names follow PyTorch's
-``torch.distributed.optim.ZeroRedundancyOptimizer``.
+(either stage) resumes without it, on any number of ranks, and the other way round.
+``load_state_dict`` takes such a full state dict and keeps this rank's shard of it. The names
+follow PyTorch's ``torch.distributed.optim.ZeroRedundancyOptimizer``.
 
-Departures from the paper: the gradients are still all-reduced in full (ZeRO-2 would
-reduce-scatter them, so each rank keeps only its shard of the gradient too) and parameters are
-owned whole, not in equal flat slices (as PyTorch's implementation does), so the shards balance
-only as well as the parameter sizes allow.
+Departure from the paper: parameters are owned whole, not in equal flat slices of one long
+vector (as PyTorch's implementation does too), so the shards -- of the moments and, in stage 2,
+of the gradients -- balance only as well as the parameter sizes allow (``partition_parameters``).
+Stage 3 (the parameters sharded as well, gathered layer by layer for the forward and backward)
+is not here.
 """
 
 from __future__ import annotations
@@ -37,6 +55,23 @@ import time
 import numpy as np
 
 from ..autograd import enable_grad
+
+
+def zero_stage(zero) -> int:
+    """The ZeRO stage that ``zero`` names: 0 (or False) plain DDP, 1 (or True) the optimiser
+    state sharded, 2 the gradients too; anything else is a one-line ``ValueError``."""
+    if isinstance(zero, (bool, int, np.integer)) and zero in (0, 1, 2):
+        return int(zero)
+    raise ValueError(
+        f"zero={zero!r} is not a ZeRO stage: use 0/False (plain DDP), 1/True (the optimiser "
+        "state sharded) or 2 (the gradients too)"
+    )
+
+
+def zero_says(zero) -> str:
+    """What a run's "data parallel: ..." line adds for ZeRO stage ``zero`` (empty for plain)."""
+    return ["", ", optimiser state sharded (ZeRO-1)",
+            ", optimiser state and gradients sharded (ZeRO-2)"][zero_stage(zero)]  # fmt: skip
 
 
 def optimizer_state_bytes(optimizer) -> int:
@@ -92,6 +127,7 @@ class ZeroRedundancyOptimizer:
         self.params = list(unique.values())
         self.owner = partition_parameters([p.data.size for p in self.params], self.world_size)
         self._owned = {id(p) for p, r in zip(self.params, self.owner) if r == self.rank}
+        self._owner_of = {id(p): r for p, r in zip(self.params, self.owner)}
         self._consolidated = None
         self.gather_seconds = 0.0  # time inside the parameter all-gather (for the benchmark)
         self._gather_plans = None  # made at the first step (_plan_gather)
@@ -112,6 +148,15 @@ class ZeroRedundancyOptimizer:
 
     def owns(self, p) -> bool:
         return id(p) in self._owned
+
+    def owner_of(self, p) -> int:
+        """The rank that updates ``p`` (and, with ZeRO-2, receives its gradient)."""
+        if id(p) not in self._owner_of:
+            raise ValueError(
+                f"a parameter of shape {tuple(p.data.shape)} is not in the optimiser: ZeRO-2 "
+                "reduces each gradient to the rank that updates it, so it has no owner"
+            )
+        return self._owner_of[id(p)]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optim.zero_grad(set_to_none)

@@ -231,14 +231,15 @@ def finetune(
     out_dir: str | None = None,
     say=print,
     world=None,
-    zero: bool = False,
+    zero: bool | int = False,
 ) -> FinetuneResult:
     """Fine-tune the model in ``model_dir`` on ``train``; report on ``val``; save to ``out_dir``.
 
     ``world`` (``numtrans.distributed.init_world()``, under ``mpirun -n P``): data parallel. Each
     rank trains on its rows of every global batch of ``batch_size`` (a short last batch splits
     unevenly, weighted by rows: ``numtrans.distributed.data``); rank 0 alone prints, evaluates
-    and saves. ``zero``: shard AdamW's state over the ranks (ZeRO-1, ``distributed/zero.py``)."""
+    and saves. ``zero``: the ZeRO stage (``distributed/zero.py``): 1 shards AdamW's state over
+    the ranks, 2 the gradients too."""
     main = world is None or world.is_main
     if not main:
         say = quiet

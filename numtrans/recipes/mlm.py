@@ -38,6 +38,7 @@ from ..distributed import (
     quiet,
     quiet_unless_main,
     shard_batcher,
+    zero_says,
 )
 from ..finetune.models import encode_texts
 from ..io import atomic_write_text
@@ -147,11 +148,11 @@ def build_mlm(cfg: MLMConfig, vocab_size: int):
 
 
 def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, say=print,
-                 world=None, zero: bool = False) -> dict:  # fmt: skip
+                 world=None, zero: bool | int = False) -> dict:  # fmt: skip
     """Learn a WordPiece vocabulary and a ``BertForMaskedLM`` on ``texts``; save to ``out_dir``.
 
     ``world`` (``numtrans.distributed.init_world()`` under ``mpirun -n P``): data parallel, rank 0
-    alone prints and saves; ``zero``: with the optimiser state sharded (ZeRO-1)."""
+    alone prints and saves; ``zero``: the ZeRO stage (1: the optimiser state sharded, 2: the gradients too)."""
     cfg = cfg or MLMConfig()
     main = world is None or world.is_main
     if not main:
@@ -196,7 +197,7 @@ def pretrain_mlm(texts: list[str], cfg: MLMConfig | None = None, out_dir=None, s
     else:
         check_ranks_fit(cfg.batch_size, world.size)
         say(f"data parallel: {world.size} ranks share each global batch of {cfg.batch_size}, "
-            "weighted by masked tokens" + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
+            "weighted by masked tokens" + zero_says(zero))  # fmt: skip
         shards = shard_batcher(get_batch, world.rank, world.size, even=False, count=labelled_tokens)
         trainer = DistributedTrainer(model, optimizer, shards, TrainConfig.from_job(cfg),
                                      scheduler=scheduler, loss_fn=loss_fn, world=world,

@@ -35,6 +35,7 @@ from ..distributed import (
     quiet_unless_main,
     require_ddp,
     shard_batcher,
+    zero_says,
 )
 from ..generation.generate import generate
 from ..io import atomic_write_text, read_json_object, remove_stale_temporaries
@@ -50,7 +51,6 @@ from ..training.pretrain_data import (
 from ..training.trainer import TrainConfig, Trainer
 from ..validation import (
     ANY_INT,
-    BOOL,
     FRACTION,
     NONNEG_FLOAT,
     NONNEG_INT,
@@ -102,7 +102,9 @@ class PretrainConfig:
     # data parallel (``run(..., ddp=True)``, ``mpirun -n P numtrans pretrain --ddp``): batch_size is
     # the global batch, split over the P ranks; gradients travel in buckets of this many MB
     ddp_bucket_mb: float = 25.0
-    ddp_zero: bool = False  # ZeRO-1: each rank keeps 1/P of AdamW's moments (distributed/zero.py)
+    # ZeRO stage (distributed/zero.py): true or 1 = each rank keeps 1/P of AdamW's moments,
+    # 2 = and 1/P of the gradients (zero2.py); false or 0 = plain DDP
+    ddp_zero: bool | int = False
     # the sample printed at the end
     sample_tokens: int = 300
     temperature: float = 0.8
@@ -189,7 +191,7 @@ _RULES = {
     "sample_tokens": NONNEG_INT,
     "temperature": POSITIVE_FLOAT,
     "ddp_bucket_mb": POSITIVE_FLOAT,
-    "ddp_zero": BOOL,
+    "ddp_zero": ((bool, int), lambda v: v in (0, 1, 2), "true, false, 0, 1 or 2 (a ZeRO stage)"),
     "seed": ANY_INT,
     "data": TEXT,
     "out_dir": TEXT,
@@ -248,7 +250,7 @@ def run(
     that ``mpirun`` started (``numtrans.distributed``): ``batch_size`` is the global batch, each
     rank trains on its ``batch_size / P`` rows, and rank 0 alone prints and writes files."""
     if not ddp:
-        require_ddp(cfg.ddp_zero, ddp, "--ddp_zero=true", "pretrain")
+        require_ddp(cfg.ddp_zero, ddp, f"--ddp_zero={str(cfg.ddp_zero).lower()}", "pretrain")
         check_start(cfg, resume, overwrite, force)
         return _run(cfg, resume, say, force, world=None)
 
@@ -305,7 +307,7 @@ def _run(cfg: PretrainConfig, resume, say, force, world, data=None) -> dict:
     else:
         say(f"data parallel: {world.size} ranks x {cfg.batch_size // world.size} rows of the "
             f"global batch of {cfg.batch_size}"
-            + (", optimiser state sharded (ZeRO-1)" if cfg.ddp_zero else ""))  # fmt: skip
+            + zero_says(cfg.ddp_zero))  # fmt: skip
         trainer = DistributedTrainer(
             model, optimizer, shard_batcher(get_batch, world.rank, world.size), train_cfg,
             scheduler=scheduler, extra_state={**extra, "world_size": world.size},

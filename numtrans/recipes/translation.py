@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from .. import manual_seed
 from ..data import load_corpus
-from ..distributed import DistributedTrainer, labelled_tokens, quiet, shard_batcher
+from ..distributed import DistributedTrainer, labelled_tokens, quiet, shard_batcher, zero_says
 from ..functional import cross_entropy
 from ..io import atomic_write_text
 from ..models.seq2seq import Seq2SeqConfig, Seq2SeqTransformer
@@ -233,7 +233,7 @@ def make_loss_fn(label_smoothing: float):
 def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, say=print,
                 world=None, zero=False):  # fmt: skip
     """Run the Trainer until ``max_steps`` or ``time_limit``; returns the Trainer. ``world``:
-    data parallel (a ``DistributedTrainer``; ``zero``: ZeRO-1)."""
+    data parallel (a ``DistributedTrainer``; ``zero``: the ZeRO stage, 1 or 2)."""
     has_val = "val" in batcher.datasets
     train_cfg = TrainConfig.from_job(
         cfg,
@@ -246,7 +246,7 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
         trainer = Trainer(model, optimizer, batcher.get_batch, train_cfg, **common)
     else:
         say(f"data parallel: {world.size} ranks share each batch, weighted by target tokens"
-            + (", optimiser state sharded (ZeRO-1)" if zero else ""))  # fmt: skip
+            + zero_says(zero))  # fmt: skip
         shards = shard_batcher(batcher.get_batch, world.rank, world.size, even=False,
                                count=labelled_tokens)  # fmt: skip
         trainer = DistributedTrainer(model, optimizer, shards, train_cfg, world=world, zero=zero,
@@ -270,11 +270,11 @@ def train_model(cfg: TranslationConfig, model, optimizer, scheduler, batcher, sa
     return trainer
 
 
-def run(cfg: TranslationConfig, say=print, world=None, zero: bool = False, data=None) -> dict:
+def run(cfg: TranslationConfig, say=print, world=None, zero: bool | int = False, data=None) -> dict:
     """Prepare, train, save ``out_dir`` (a :class:`Translator` directory plus history.json)
     and, if ``bleu_sentences`` is not 0, report test BLEU (greedy and beam search).
     ``world``: data parallel over its ranks (rank 0 prints, saves and scores; the others return
-    ``{"steps", "history"}``); ``zero``: with ZeRO-1; ``data``: what ``prepare(cfg)`` returned
+    ``{"steps", "history"}``); ``zero``: with ZeRO-1 or 2; ``data``: what ``prepare(cfg)`` returned
     (on every rank), if it was called already."""
     main = world is None or world.is_main
     if main:
