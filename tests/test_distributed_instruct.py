@@ -85,7 +85,7 @@ def test_sft_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokeniz
 
 
 @needs_mpi
-@pytest.mark.parametrize("case", ["dpo", "dpo-zero"])
+@pytest.mark.parametrize("case", ["dpo", "dpo-zero", "dpo-zero2"])
 def test_dpo_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokenizer, case):
     _compare(two_ranks, case, tokenizer)
 
@@ -93,12 +93,19 @@ def test_dpo_two_ranks_equal_one_process_with_the_whole_batch(two_ranks, tokeniz
 @needs_mpi
 @pytest.mark.parametrize("job", ["sft-token", "dpo"])
 def test_zero_shards_the_optimizer_state_over_the_ranks(two_ranks, job):
-    """Plain DDP: every rank holds every parameter's AdamW state; ZeRO-1: each rank some, none
-    twice, all of them between the two (and the parameters are the same: the tests above)."""
-    plain = json.loads((two_ranks / f"{job}.state.json").read_text())
-    zero = json.loads((two_ranks / f"{job}-zero.state.json").read_text())
-    assert plain[0] == plain[1] > 2
-    assert all(0 < n < plain[0] for n in zero) and sum(zero) == plain[0], (plain, zero)
+    """Plain DDP: every rank holds every parameter's AdamW state and gradient; ZeRO-1: each rank
+    some of the states, none twice, all of them between the two; ZeRO-2: the gradients too (and
+    the parameters are the same: the tests above)."""
+    (plain_states, plain_grads), same = json.loads((two_ranks / f"{job}.state.json").read_text())
+    assert same == [plain_states, plain_grads] and plain_states > 2 and plain_grads > 2
+    for stage, sharded in (("zero", [0]), ("zero2", [0, 1])):
+        held = json.loads((two_ranks / f"{job}-{stage}.state.json").read_text())
+        for k, full in enumerate([plain_states, plain_grads]):
+            counts = [rank[k] for rank in held]
+            if k in sharded:
+                assert all(0 < n < full for n in counts) and sum(counts) == full, (stage, held)
+            else:
+                assert counts == [full, full], (stage, held)
 
 
 @needs_mpi
@@ -194,7 +201,7 @@ def test_sft_ddp_writes_the_one_process_model_once(cli_runs):
     assert "data parallel: 2 ranks share each global batch of 4, weighted by answer" in job.stdout
     record = json.loads((base / "ddp" / "training.json").read_text())
     want = json.loads((base / "one" / "training.json").read_text())
-    assert record.pop("ranks") == 2 and record.pop("zero") is False
+    assert record.pop("ranks") == 2 and record.pop("zero") == 0
     assert record.keys() == want.keys()
     for key in ("first_loss", "last_loss"):
         assert record[key] == pytest.approx(want[key], rel=1e-5), key

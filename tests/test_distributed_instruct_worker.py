@@ -4,7 +4,7 @@
         every case of ``CASES``: ``STEPS`` data-parallel SFT or DPO steps of a tiny float64 GPT,
         each rank built from another seed (rank 0's weights are broadcast); rank 0 writes each
         case's parameters to OUT/CASE.npz and its losses (DPO: step statistics) to OUT/CASE.json,
-        and how many parameters' AdamW states each rank holds to OUT/CASE.state.json.
+        and how many parameters' AdamW states and gradients each rank holds to OUT/CASE.state.json.
         Then a timed SFT run in which only rank 0's time is up at once (max_seconds 0, the others
         an hour): every rank's number of steps goes to OUT/timed.json
 
@@ -30,6 +30,8 @@ CASES = [
     ("dpo", "dpo", None, False, 3),  # 3 pairs a step: 1 + 2 over 2 ranks
     ("sft-token-zero", "sft", "token", False, 4),  # ZeRO-1: the same step, sharded AdamW state
     ("dpo-zero", "dpo", None, False, 3),
+    ("sft-token-zero2", "sft", "token", False, 4),  # ZeRO-2: the gradients sharded too
+    ("dpo-zero2", "dpo", None, False, 3),
 ]
 
 
@@ -69,7 +71,7 @@ def run_case(case: str, tokenizer, world=None, seed: int = 0):
     from numtrans.instruct.train import train_sft
 
     _, job, loss_per, pack, batch_size = next(c for c in CASES if c[0] == case)
-    zero = world is not None and case.endswith("-zero")  # (one process: plain AdamW)
+    zero = 0 if world is None else 2 if case.endswith("-zero2") else int(case.endswith("-zero"))
     policy = model(tokenizer, seed)
     if job == "dpo":
         reference = frozen_copy(policy)  # (on rank 1 another model: the broadcast fixes it)
@@ -107,7 +109,9 @@ def main(tokenizer_path: str, out: str) -> None:
     with dist.abort_on_error(world):
         for case, *_ in CASES:
             policy, losses = run_case(case, tokenizer, world, seed=world.rank)
-            held = world.comm.gather(len(made[-1].optimizer.state), root=0)  # AdamW states
+            states = len(made[-1].optimizer.state)  # AdamW states, gradients after the last step
+            grads = sum(p.grad is not None for p in policy.parameters())
+            held = world.comm.gather([states, grads], root=0)
             if world.is_main:
                 np.savez(os.path.join(out, case + ".npz"), **policy.state_dict())
                 with open(os.path.join(out, case + ".json"), "w", encoding="utf-8") as f:

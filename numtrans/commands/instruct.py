@@ -4,7 +4,7 @@
                  [--lora R] [--pack]
     numtrans dpo --model SFT_DIR --out DIR (--pairs FILE.jsonl | --make-pairs N) [--beta B]
                  [--lora R]
-    mpirun -n P numtrans sft ... --ddp [--zero]   (or dpo: data parallel; numtrans[mpi])
+    mpirun -n P numtrans sft ... --ddp [--zero [2]]   (or dpo: data parallel; numtrans[mpi])
     numtrans chat --model DIR [--system TEXT] [--history FILE.json] [--temperature T]
 
 ``sft`` fine-tunes on the instruction set built from the bundled training splits
@@ -25,7 +25,8 @@ answers and exits.
 stays the global batch, each rank trains on its rows of it, weighted by its share of the answer
 tokens (or examples, or pairs), so the model is the one-process model to rounding. Rank 0 alone
 reads the data (and makes ``dpo --make-pairs``'s pairs), prints, evaluates and writes ``--out``.
-``--zero`` (with ``--ddp``) shards AdamW's state over the ranks (ZeRO-1).
+``--zero`` (with ``--ddp``) shards AdamW's state over the ranks (ZeRO-1), ``--zero 2`` the
+gradients too (ZeRO-2).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ import json
 import os
 import sys
 
+from .overrides import ZERO_OPTION
+
 _DDP_HELP = (
     "data parallel over the ranks of mpirun (mpirun -n 2 numtrans {command} ... --ddp; "
     "pip install 'numtrans[mpi]'); rank 0 prints and saves"
 )
-_ZERO_HELP = "with --ddp: each rank keeps 1/P of AdamW's state (ZeRO-1)"
 
 
 def register(subparsers) -> None:
@@ -65,7 +67,7 @@ def register(subparsers) -> None:
     s.add_argument("--pack", action="store_true",
                    help="pack several examples into each row, masked apart (block-diagonal)")  # fmt: skip
     s.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="sft"))
-    s.add_argument("--zero", action="store_true", help=_ZERO_HELP)
+    s.add_argument("--zero", **ZERO_OPTION)
     new = s.add_argument_group("a new model (without --model)")
     new.add_argument("--vocab-size", type=int, default=1024)
     new.add_argument("--block-size", type=int, default=128)
@@ -94,7 +96,7 @@ def register(subparsers) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--log-every", type=int, default=10)
     d.add_argument("--ddp", action="store_true", help=_DDP_HELP.format(command="dpo"))
-    d.add_argument("--zero", action="store_true", help=_ZERO_HELP)
+    d.add_argument("--zero", **ZERO_OPTION)
     d.set_defaults(func=dpo_command)
 
     c = subparsers.add_parser(

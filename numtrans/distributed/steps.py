@@ -24,6 +24,7 @@ from .reduce import GradientBuckets, allreduce_sum
 from .state import broadcast_parameters, check_same_state, replicated_digest, state_digest
 from .trainer import rank_seed
 from .zero import ZeroRedundancyOptimizer, zero_stage
+from .zero2 import GradientShards, clip_grad_norm_sharded_
 
 
 class DataParallelSteps:
@@ -41,24 +42,22 @@ class DataParallelSteps:
     Built after the optimiser, before the first step: rank 0's parameters of every model in
     ``models`` (the trained one first; DPO's frozen reference) are broadcast and the state
     hashes compared; ``check_same_state("at the end")`` compares them again after the last step.
-    ``zero=True`` shards the optimiser's state over the ranks (ZeRO-1, zero.py): step with
-    ``self.optimizer`` (the wrapper) from then on. ZeRO-2 is refused in one line: the caller's
-    ``clip_grad_norm_`` would see only this rank's shard of the gradient (``DistributedTrainer``
-    has it, with the global norm: zero2.py).
+    ``zero=True`` (or 1) shards the optimiser's state over the ranks (ZeRO-1, zero.py); ``zero=2``
+    the gradients too (zero2.py): step with ``self.optimizer`` (the wrapper) from then on, and
+    clip with ``self.clip_grad_norm_``, which takes the global norm when no rank holds it all.
     """
 
     def __init__(self, world, optimizer, models, seed: int = 0, zero: bool = False):
-        stage = zero_stage(zero)
-        if stage == 2:
-            raise ValueError(
-                "DataParallelSteps supports zero=True (ZeRO-1) only: with ZeRO-2 the loop's own "
-                "clip_grad_norm_ would see just this rank's shard of the gradient"
-            )
-        if stage:
+        self.stage = zero_stage(zero)
+        if self.stage:
             optimizer = ZeroRedundancyOptimizer.from_optimizer(optimizer, world.comm)
         self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.buckets = GradientBuckets(params, world.comm)
+        if self.stage == 2:  # each gradient goes to its parameter's owner only
+            owner = [optimizer.owner_of(p) for p in params]
+            self.buckets = GradientShards(params, owner, world.comm)
+        else:
+            self.buckets = GradientBuckets(params, world.comm)
         self._present = None
         for model in self.models:
             broadcast_parameters(model.parameters(), world.comm)
@@ -94,8 +93,20 @@ class DataParallelSteps:
 
     def average_gradients(self) -> None:
         """Every gradient replaced by its mean over the ranks (a parameter no rank touched keeps
-        ``grad=None``); call after ``mean``."""
-        self.buckets.allreduce_(present=self._present)
+        ``grad=None``); with ZeRO-2 on its owner only, the others drop it. Call after ``mean``."""
+        if self.stage == 2:
+            self.buckets.reduce_(present=self._present)
+        else:
+            self.buckets.allreduce_(present=self._present)
+
+    def clip_grad_norm_(self, params, max_norm: float) -> float:
+        """``clip_grad_norm_`` of the averaged gradient, the same on every rank; with ZeRO-2 from
+        every rank's share of it (``clip_grad_norm_sharded_``). Returns the norm before clipping."""
+        from ..optim import clip_grad_norm_
+
+        if self.stage == 2:
+            return clip_grad_norm_sharded_(params, max_norm, self.world.comm)
+        return clip_grad_norm_(params, max_norm)
 
     def agree(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank (a time limit: rank 0's clock decides for all)."""

@@ -122,8 +122,8 @@ def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e
     ``batch_size`` stays the global batch of pairs; each rank computes the loss of its pairs
     (policy and reference alike), weighted by its share of them, and the statistics returned
     (and logged: let rank 0 alone ``log``) are the global batch's, with the norm of the averaged
-    gradient before clipping as ``grad_norm``. ``zero=True`` (with ``world``) shards AdamW's
-    state over the ranks (ZeRO-1)."""
+    gradient before clipping as ``grad_norm``. ``zero=True`` or 1 (with ``world``) shards
+    AdamW's state over the ranks (ZeRO-1), ``zero=2`` the gradients too (ZeRO-2)."""
     if not pairs:
         raise ValueError("train_dpo needs at least one preference pair")
     if beta <= 0:
@@ -136,9 +136,10 @@ def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e
     optimizer = AdamW(params, lr=lr, weight_decay=0.0)
     if world is not None:
         ddp = DataParallelSteps(world, optimizer, [policy, reference], seed, zero)
-        optimizer = ddp.optimizer  # (with zero=True, the ZeRO wrapper)
+        optimizer = ddp.optimizer  # (with zero, the ZeRO wrapper)
     else:
         ddp = None
+    clip = clip_grad_norm_ if ddp is None else ddp.clip_grad_norm_  # (ZeRO-2: the global norm)
     rng = np.random.default_rng(seed)
     order, pos, history = rng.permutation(len(pairs)), 0, []
     policy.train()
@@ -156,7 +157,7 @@ def train_dpo(policy, reference, pairs, tokenizer, steps=20, batch_size=4, lr=1e
             loss.backward()
         else:
             stats = _dpo_step_on_rows(ddp, policy, reference, batch, beta, step)
-        stats["grad_norm"] = float(clip_grad_norm_(params, 1.0))
+        stats["grad_norm"] = float(clip(params, 1.0))
         optimizer.step()
         history.append(stats)
         if log is not None and (step % log_every == 0 or step == steps):

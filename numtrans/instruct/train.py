@@ -106,8 +106,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     share of the answer tokens (``"token"``) or examples (``"example"``), so the ranks take the
     one-process step (:class:`DataParallelSteps`); the returned and logged losses are the global
     batch's, on every rank (only rank 0 should ``log``), and rank 0's clock ends a timed run.
-    ``zero=True`` (with ``world``) shards AdamW's state over the ranks (ZeRO-1): the same
-    parameters, about 1/P of the moments on each rank.
+    ``zero=True`` or 1 (with ``world``) shards AdamW's state over the ranks (ZeRO-1): the same
+    parameters, about 1/P of the moments on each rank; ``zero=2`` the gradients too (ZeRO-2).
     """
     if loss_per not in ("token", "example"):
         raise ValueError(f"loss_per must be 'token' or 'example', got {loss_per!r}")
@@ -129,7 +129,8 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = AdamW(params, lr=lr, weight_decay=weight_decay)
     ddp = None if world is None else DataParallelSteps(world, optimizer, [model], seed, zero)
-    optimizer = optimizer if ddp is None else ddp.optimizer  # (with zero=True, the ZeRO wrapper)
+    optimizer = optimizer if ddp is None else ddp.optimizer  # (with zero, the ZeRO wrapper)
+    clip = clip_grad_norm_ if ddp is None else ddp.clip_grad_norm_  # (ZeRO-2: the global norm)
     rng = np.random.default_rng(seed)
     order, pos, losses = rng.permutation(len(batches)), 0, []
     model.train()
@@ -147,7 +148,7 @@ def train_sft(model, tokenizer, conversations, steps=100, batch_size=8, lr=1e-3,
             loss.backward()
         else:
             value = _sft_step_on_rows(ddp, model, x, y, doc, loss_per, step)
-        clip_grad_norm_(params, 1.0)
+        clip(params, 1.0)
         optimizer.step()
         losses.append(value)
         out_of_time = deadline is not None and time.perf_counter() > deadline
