@@ -115,8 +115,8 @@ def test_a_bad_zero_value_is_one_line():
     with pytest.raises(ValueError, match=r"zero=3 is not a ZeRO stage"):
         dist.DistributedTrainer(model, optimizer, batcher(), train_config(1), world=dist.self_world(),
                                 zero=3)  # fmt: skip
-    with pytest.raises(ValueError, match="ZeRO-1\\) only") as err:
-        dist.DataParallelSteps(dist.self_world(), optimizer, [model], zero=2)
+    with pytest.raises(ValueError, match=r"zero=3 is not a ZeRO stage") as err:
+        dist.DataParallelSteps(dist.self_world(), optimizer, [model], zero=3)
     assert "\n" not in str(err.value)
 
 

@@ -20,11 +20,11 @@ import numpy as np
 
 from .. import random as nt_random
 from .data import shard_bounds
-from .reduce import GradientBuckets, allreduce_sum
+from .reduce import allreduce_sum
 from .state import broadcast_parameters, check_same_state, replicated_digest, state_digest
 from .trainer import rank_seed
 from .zero import ZeroRedundancyOptimizer, zero_stage
-from .zero2 import GradientShards, clip_grad_norm_sharded_
+from .zero2 import average_gradients_, clip_averaged_, gradient_reducer
 
 
 class DataParallelSteps:
@@ -53,11 +53,7 @@ class DataParallelSteps:
             optimizer = ZeroRedundancyOptimizer.from_optimizer(optimizer, world.comm)
         self.world, self.optimizer, self.models, self.seed = world, optimizer, list(models), seed
         params = [p for group in optimizer.param_groups for p in group["params"]]
-        if self.stage == 2:  # each gradient goes to its parameter's owner only
-            owner = [optimizer.owner_of(p) for p in params]
-            self.buckets = GradientShards(params, owner, world.comm)
-        else:
-            self.buckets = GradientBuckets(params, world.comm)
+        self.buckets = gradient_reducer(params, optimizer, world.comm, self.stage)
         self._present = None
         for model in self.models:
             broadcast_parameters(model.parameters(), world.comm)
@@ -94,19 +90,12 @@ class DataParallelSteps:
     def average_gradients(self) -> None:
         """Every gradient replaced by its mean over the ranks (a parameter no rank touched keeps
         ``grad=None``); with ZeRO-2 on its owner only, the others drop it. Call after ``mean``."""
-        if self.stage == 2:
-            self.buckets.reduce_(present=self._present)
-        else:
-            self.buckets.allreduce_(present=self._present)
+        average_gradients_(self.buckets, self._present)
 
     def clip_grad_norm_(self, params, max_norm: float) -> float:
         """``clip_grad_norm_`` of the averaged gradient, the same on every rank; with ZeRO-2 from
-        every rank's share of it (``clip_grad_norm_sharded_``). Returns the norm before clipping."""
-        from ..optim import clip_grad_norm_
-
-        if self.stage == 2:
-            return clip_grad_norm_sharded_(params, max_norm, self.world.comm)
-        return clip_grad_norm_(params, max_norm)
+        every rank's share of it (``clip_averaged_``). Returns the norm before clipping."""
+        return clip_averaged_(self.buckets, max_norm, self.world.comm, params)
 
     def agree(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank (a time limit: rank 0's clock decides for all)."""

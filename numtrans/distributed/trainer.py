@@ -41,11 +41,11 @@ import numpy as np
 from .. import random as nt_random
 from ..training.trainer import NonFiniteLossError, Trainer, _count_tokens
 from .data import batch_rows
-from .reduce import GradientBuckets, allreduce_sum
+from .reduce import allreduce_sum
 from .state import broadcast_parameters, check_same_state, replicated_digest
 from .world import World, check_on_main
 from .zero import ZeroRedundancyOptimizer, zero_stage
-from .zero2 import GradientShards, clip_grad_norm_sharded_, gradient_bytes
+from .zero2 import average_gradients_, clip_averaged_, gradient_bytes, gradient_reducer
 
 
 def rank_seed(seed: int, step: int, rank: int) -> int:
@@ -78,11 +78,11 @@ class DistributedTrainer(Trainer):
         if self.zero_stage and not isinstance(self.optimizer, ZeroRedundancyOptimizer):
             self.optimizer = ZeroRedundancyOptimizer.from_optimizer(self.optimizer, self.world.comm)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if self.zero_stage == 2:  # each gradient goes to its parameter's owner only
-            owner = [self.optimizer.owner_of(p) for p in params]
-            self.buckets = GradientShards(params, owner, self.world.comm, self.bucket_mb)
-        else:
-            self.buckets = GradientBuckets(params, self.world.comm, self.bucket_mb)
+        # ZeRO-2: each gradient goes to its parameter's owner only (zero2.py)
+        comm = self.world.comm
+        self.buckets = gradient_reducer(
+            params, self.optimizer, comm, self.zero_stage, self.bucket_mb
+        )
         self.grad_norm, self.held_gradient_bytes = None, 0
         self.header_seconds = 0.0  # time in the small per-step Allreduce (loss, presence)
 
@@ -99,7 +99,6 @@ class DistributedTrainer(Trainer):
     # ------------------------------------------------------------------ one step
     def train_step(self) -> tuple[float, int]:
         """One data-parallel optimiser step; returns (mean loss over all ranks, global tokens)."""
-        from ..optim import clip_grad_norm_
 
         cfg, size = self.config, self.world.size
         nt_random.manual_seed(rank_seed(cfg.seed, self.step, self.world.rank))
@@ -132,16 +131,9 @@ class DistributedTrainer(Trainer):
                 "ranks): training stopped before updating the weights (the last checkpoint is "
                 "kept). Lower the learning rate, or set on_nonfinite='skip' to drop such steps"
             )
-        if self.zero_stage == 2:  # the mean gradient on its owner; the others drop theirs
-            self.buckets.reduce_(present=summed[1:])
-            if cfg.grad_clip is not None:  # the global norm, from every rank's share of it
-                self.grad_norm = clip_grad_norm_sharded_(
-                    self.buckets.params, cfg.grad_clip, self.world.comm
-                )
-        else:
-            self.buckets.allreduce_(present=summed[1:])
-            if cfg.grad_clip is not None:  # the norm of the averaged gradient: the same everywhere
-                self.grad_norm = clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        average_gradients_(self.buckets, present=summed[1:])  # (ZeRO-2: on the owners only)
+        if cfg.grad_clip is not None:  # the norm of the averaged gradient, the same everywhere
+            self.grad_norm = clip_averaged_(self.buckets, cfg.grad_clip, self.world.comm)
         self.held_gradient_bytes = gradient_bytes(self.buckets.params)
         self.optimizer.step()
         if self.scheduler is not None:

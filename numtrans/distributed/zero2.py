@@ -188,3 +188,37 @@ def clip_grad_norm_sharded_(parameters, max_norm: float, comm, norm_type: float 
             if p.grad is not None:
                 p.grad *= clip_coef
     return total_norm
+
+
+# ------------------------------------------------------------- the step, for any ZeRO stage
+def gradient_reducer(params, optimizer, comm, stage: int, bucket_mb: float = 25.0):
+    """What averages a step's gradients: ``GradientShards`` (ZeRO-2: each to its parameter's
+    owner, ``optimizer`` being the ``ZeroRedundancyOptimizer``) or ``GradientBuckets`` (every
+    rank gets every mean gradient: plain DDP and ZeRO-1)."""
+    from .reduce import GradientBuckets
+
+    if stage == 2:
+        return GradientShards(params, [optimizer.owner_of(p) for p in params], comm, bucket_mb)
+    return GradientBuckets(params, comm, bucket_mb)
+
+
+def average_gradients_(reducer, present=None) -> None:
+    """The mean gradient over the ranks: everywhere (``GradientBuckets.allreduce_``), or on each
+    parameter's owner only (``GradientShards.reduce_``)."""
+    if isinstance(reducer, GradientShards):
+        reducer.reduce_(present=present)
+    else:
+        reducer.allreduce_(present=present)
+
+
+def clip_averaged_(reducer, max_norm: float, comm, params=None) -> float:
+    """Clip the averaged gradient of ``params`` (default ``reducer.params``; the same list on
+    every rank) to ``max_norm``, the same on every rank: ``clip_grad_norm_`` where every rank
+    holds it all, the global norm from every rank's share (``clip_grad_norm_sharded_``) under
+    ZeRO-2. Returns the norm before clipping."""
+    params = reducer.params if params is None else list(params)
+    if isinstance(reducer, GradientShards):
+        return clip_grad_norm_sharded_(params, max_norm, comm)
+    from ..optim import clip_grad_norm_
+
+    return clip_grad_norm_(params, max_norm)
