@@ -31,11 +31,11 @@ gradients too (ZeRO-2).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 
+from .data_parallel import job, read_once, world_from_args
 from .overrides import ZERO_OPTION
 
 _DDP_HELP = (
@@ -149,40 +149,6 @@ def _new_gpt(args, tokenizer):
     return GPT(config)
 
 
-def _world(args):
-    """``None`` without ``--ddp``; with it the ranks of mpirun (a one-line error outside it)."""
-    from ..distributed import init_world, require_ddp
-
-    require_ddp(args.zero, args.ddp, "--zero", args.command)
-    if not args.ddp:
-        return None
-
-    return init_world(command=args.command)
-
-
-def _read(world, read):
-    """``read()`` here alone, or (data parallel) on rank 0, its result sent to every rank: a
-    mistake in the input is then said once, not once per rank."""
-    if world is None:
-        return read()
-    from ..distributed import share_from_main
-
-    return share_from_main(world, read)
-
-
-@contextlib.contextmanager
-def _job(world):
-    """The training part of a command: as it is in one process; data parallel, the output of
-    ranks > 0 silenced and one failing rank ending the job (instead of hanging the others)."""
-    if world is None:
-        yield
-        return
-    from ..distributed import abort_on_error, quiet_unless_main
-
-    with abort_on_error(world), quiet_unless_main(world):
-        yield
-
-
 def sft_command(args, extra: list[str]) -> int:
     if extra:
         raise ValueError(f"unexpected arguments {extra}")
@@ -190,7 +156,7 @@ def sft_command(args, extra: list[str]) -> int:
     from ..instruct.tasks import read_conversations
     from ..instruct.train import load_base_model, save_chat_model
 
-    world = _world(args)
+    world = world_from_args(args)
     main, held = world is None or world.is_main, {}
 
     def read():  # the settings, the data and the base model (or the new tokenizer), checked
@@ -213,12 +179,12 @@ def sft_command(args, extra: list[str]) -> int:
             held["model"] = _new_gpt(args, tokenizer)
         return conversations, source, tokenizer
 
-    conversations, source, tokenizer = _read(world, read)
+    conversations, source, tokenizer = read_once(world, read)
     if "model" in held:
         model = held["model"]
     else:  # (ranks > 0: the same model; rank 0's weights are broadcast when training starts)
         model = load_base_model(args.model)[0] if args.model else _new_gpt(args, tokenizer)
-    with _job(world):
+    with job(world):
         added = prepare_model(model, tokenizer)
         _say(f"sft: {len(conversations)} conversations from {source}; {added} chat tokens "
              f"added, vocab {tokenizer.vocab_size}, {model.num_params():,} parameters")  # fmt: skip
@@ -282,7 +248,7 @@ def dpo_command(args, extra: list[str]) -> int:
     from ..instruct.preference import evaluate_preferences, frozen_copy, train_dpo
     from ..instruct.train import load_base_model, save_chat_model
 
-    world = _world(args)
+    world = world_from_args(args)
     main, held = world is None or world.is_main, {}
 
     def read():  # the settings, the SFT model and the pairs (made here alone), checked
@@ -312,12 +278,12 @@ def dpo_command(args, extra: list[str]) -> int:
              f"({ties} ties dropped) -> {source}")  # fmt: skip
         return [normalize_pair(p) for p in made], source
 
-    pairs, source = _read(world, read)
+    pairs, source = read_once(world, read)
     if "model" in held:
         model, tokenizer = held["model"], held["tokenizer"]
     else:  # (ranks > 0: the same SFT model, read from the same directory)
         model, tokenizer = load_base_model(args.model, chat=True)
-    with _job(world):
+    with job(world):
         train, val = _split(pairs, args.val_fraction, args.seed)
         val = val if main else []  # (rank 0 alone evaluates)
         reference = frozen_copy(model)  # before any adapter: the plain SFT model

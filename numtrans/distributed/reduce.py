@@ -48,6 +48,23 @@ def allreduce_gradients_plain(params, comm) -> None:
         p.grad = grad
 
 
+def live_entries(entries, present, index) -> list:
+    """A bucket's ``(parameter, offset)`` entries that some rank holds a gradient for this step
+    (all of them without ``present``; ``index``: parameter id -> position in ``present``)."""
+    return [(p, off) for p, off in entries if present is None or present[index[id(p)]]]
+
+
+def pack_gradients(flat: np.ndarray, live) -> None:
+    """Copy each parameter's gradient into its slice of the flat bucket; zeros where this rank
+    has none (only when another rank has: ``live_entries``)."""
+    for p, off in live:
+        view = flat[off : off + p.data.size]
+        if p.grad is None:
+            view.fill(0)
+        else:
+            view[...] = p.grad.reshape(-1)
+
+
 class GradientBuckets:
     """Flat buffers that hold every gradient, reduced with one ``Allreduce`` each.
 
@@ -107,15 +124,10 @@ class GradientBuckets:
         MPI, size = _mpi(), self.comm.Get_size()
         index = {id(p): j for j, p in enumerate(self.params)}
         for flat, entries in self.buckets:
-            live = [(p, off) for p, off in entries if present is None or present[index[id(p)]]]
+            live = live_entries(entries, present, index)
             if not live:
                 continue
-            for p, off in live:
-                view = flat[off : off + p.data.size]
-                if p.grad is None:  # (only when some other rank has this gradient)
-                    view.fill(0)
-                else:
-                    view[...] = p.grad.reshape(-1)
+            pack_gradients(flat, live)
             start = time.perf_counter()
             self.comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
             self.comm_seconds += time.perf_counter() - start

@@ -42,6 +42,7 @@ import time
 import numpy as np
 
 from ..optim.clip import _norm
+from .reduce import GradientBuckets, live_entries, pack_gradients
 
 
 def _mpi():
@@ -124,18 +125,13 @@ class GradientShards:
         MPI, size = _mpi(), self.comm.Get_size()
         index = {id(p): j for j, p in enumerate(self.params)}
         for owner, dtype, count, entries, buffer in self.buckets:
-            live = [(p, off) for p, off in entries if present is None or present[index[id(p)]]]
+            live = live_entries(entries, present, index)
             if not live:
                 continue
             mine = owner == self.rank
             # the owner receives into its buffer; the others fill a temporary one to send
             flat = buffer if mine else np.zeros(count, dtype=dtype)
-            for p, off in live:
-                view = flat[off : off + p.data.size]
-                if p.grad is None:  # (only when some other rank has this gradient)
-                    view.fill(0)
-                else:
-                    view[...] = p.grad.reshape(-1)
+            pack_gradients(flat, live)
             start = time.perf_counter()
             if mine:
                 self.comm.Reduce(MPI.IN_PLACE, flat, op=MPI.SUM, root=owner)
@@ -195,8 +191,6 @@ def gradient_reducer(params, optimizer, comm, stage: int, bucket_mb: float = 25.
     """What averages a step's gradients: ``GradientShards`` (ZeRO-2: each to its parameter's
     owner, ``optimizer`` being the ``ZeroRedundancyOptimizer``) or ``GradientBuckets`` (every
     rank gets every mean gradient: plain DDP and ZeRO-1)."""
-    from .reduce import GradientBuckets
-
     if stage == 2:
         return GradientShards(params, [optimizer.owner_of(p) for p in params], comm, bucket_mb)
     return GradientBuckets(params, comm, bucket_mb)
